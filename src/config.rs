@@ -1,0 +1,214 @@
+//! Server configuration: command-line flags (each also an env var) and their validation.
+//!
+//! Two stages, as in ripgrep: [`Args`] mirrors the command line; [`Config`] is the
+//! checked, typed result the rest of the crate uses. Nothing downstream sees a raw flag.
+//! Tests build a [`Config`] directly (`Config::default()` plus the fields they need).
+
+use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+use crate::simulator::SimConfig;
+
+/// The address the server listens on when none is given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+/// Command-line flags of the server binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "basic-service",
+    version,
+    about = "basic.v1.BasicService on volo-grpc"
+)]
+pub struct Args {
+    /// Address to listen on (plaintext HTTP/2 unless --tls-cert is given).
+    #[arg(long, env = "BASIC_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+
+    /// Largest `processes` a Background call may ask for.
+    #[arg(long, env = "BASIC_MAX_PROCESSES", default_value_t = 1000)]
+    pub max_processes: u32,
+
+    /// Shortest simulated service call, in milliseconds.
+    #[arg(long, env = "BASIC_SIM_DELAY_MIN_MS", default_value_t = 1000)]
+    pub sim_delay_min_ms: u64,
+
+    /// Longest simulated service call, in milliseconds.
+    #[arg(long, env = "BASIC_SIM_DELAY_MAX_MS", default_value_t = 3000)]
+    pub sim_delay_max_ms: u64,
+
+    /// Probability (0.0 to 1.0) that a simulated service call fails.
+    #[arg(long, env = "BASIC_SIM_FAILURE_RATE", default_value_t = 0.0)]
+    pub sim_failure_rate: f64,
+
+    /// Seed for the simulator's random choices, for reproducible runs.
+    #[arg(long, env = "BASIC_SIM_SEED")]
+    pub sim_seed: Option<u64>,
+
+    /// Longest Talk message accepted, in bytes.
+    #[arg(long, env = "BASIC_MAX_TALK_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_talk_message_bytes: usize,
+
+    /// Seconds that open calls get to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "BASIC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log line format.
+    #[arg(long, env = "BASIC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// An ELIZA script to use instead of the built-in 1966 DOCTOR script.
+    #[arg(long, env = "BASIC_ELIZA_SCRIPT")]
+    pub eliza_script: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A flag value that parses but makes no sense.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("--max-processes must be at least 1")]
+    ZeroMaxProcesses,
+    #[error("--sim-delay-min-ms ({min}) must not exceed --sim-delay-max-ms ({max})")]
+    DelayRange { min: u64, max: u64 },
+    #[error("--sim-failure-rate must be between 0.0 and 1.0, got {0}")]
+    FailureRate(f64),
+    #[error("--max-talk-message-bytes must be at least 1")]
+    ZeroTalkLimit,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest `processes` a Background call may ask for.
+    pub max_processes: u32,
+    /// The service simulator behind Background.
+    pub sim: SimConfig,
+    /// Longest Talk message accepted, in bytes.
+    pub max_talk_message_bytes: usize,
+    /// Time open calls get to finish once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// ELIZA script file; `None` means the built-in DOCTOR script.
+    pub eliza_script: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_processes: 1000,
+            sim: SimConfig::default(),
+            max_talk_message_bytes: 4096,
+            shutdown_grace: Duration::from_secs(10),
+            eliza_script: None,
+        }
+    }
+}
+
+impl TryFrom<&Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: &Args) -> Result<Self, ConfigError> {
+        if args.max_processes == 0 {
+            return Err(ConfigError::ZeroMaxProcesses);
+        }
+        if args.sim_delay_min_ms > args.sim_delay_max_ms {
+            return Err(ConfigError::DelayRange {
+                min: args.sim_delay_min_ms,
+                max: args.sim_delay_max_ms,
+            });
+        }
+        // `contains` is false for NaN too.
+        if !(0.0..=1.0).contains(&args.sim_failure_rate) {
+            return Err(ConfigError::FailureRate(args.sim_failure_rate));
+        }
+        if args.max_talk_message_bytes == 0 {
+            return Err(ConfigError::ZeroTalkLimit);
+        }
+        Ok(Self {
+            max_processes: args.max_processes,
+            sim: SimConfig {
+                delay: millis(args.sim_delay_min_ms..=args.sim_delay_max_ms),
+                failure_rate: args.sim_failure_rate,
+                seed: args.sim_seed,
+            },
+            max_talk_message_bytes: args.max_talk_message_bytes,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            eliza_script: args.eliza_script.clone(),
+        })
+    }
+}
+
+fn millis(range: RangeInclusive<u64>) -> RangeInclusive<Duration> {
+    Duration::from_millis(*range.start())..=Duration::from_millis(*range.end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Config, ConfigError> {
+        let args =
+            Args::try_parse_from(std::iter::once("basic-service").chain(flags.iter().copied()))
+                .expect("flags parse");
+        Config::try_from(&args)
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let args = Args::try_parse_from(["basic-service"]).unwrap();
+        assert_eq!(args.addr, DEFAULT_ADDR.parse().unwrap());
+        let config = Config::try_from(&args).unwrap();
+        assert_eq!(config.max_processes, 1000);
+        assert_eq!(
+            config.sim.delay,
+            Duration::from_millis(1000)..=Duration::from_millis(3000)
+        );
+        assert_eq!(config.max_talk_message_bytes, 4096);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn inverted_delay_range_is_refused() {
+        assert_eq!(
+            parse(&["--sim-delay-min-ms", "10", "--sim-delay-max-ms", "5"]).unwrap_err(),
+            ConfigError::DelayRange { min: 10, max: 5 }
+        );
+    }
+
+    #[test]
+    fn failure_rate_outside_unit_interval_is_refused() {
+        assert!(matches!(
+            parse(&["--sim-failure-rate", "1.5"]),
+            Err(ConfigError::FailureRate(_))
+        ));
+        assert!(matches!(
+            parse(&["--sim-failure-rate", "NaN"]),
+            Err(ConfigError::FailureRate(_))
+        ));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert_eq!(
+            parse(&["--max-processes", "0"]).unwrap_err(),
+            ConfigError::ZeroMaxProcesses
+        );
+        assert_eq!(
+            parse(&["--max-talk-message-bytes", "0"]).unwrap_err(),
+            ConfigError::ZeroTalkLimit
+        );
+    }
+
+    #[test]
+    fn unparsable_values_are_refused_by_clap() {
+        let err = Args::try_parse_from(["basic-service", "--addr", "not-an-address"]).unwrap_err();
+        assert!(err.to_string().contains("--addr"), "{err}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Errors of the library: starting and running the server.
+//!
+//! Per-call errors are `volo_grpc::Status` values chosen where the cause is known
+//! (handlers, layers); this module is for failures that stop the server.
+
+use std::path::PathBuf;
+
+use crate::{config::ConfigError, eliza::ScriptError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot read ELIZA script {path}: {source}")]
+    ReadScript {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid ELIZA script {path}: {source}")]
+    Script {
+        path: PathBuf,
+        #[source]
+        source: ScriptError,
+    },
+    #[error("cannot listen: {0}")]
+    Listen(#[source] std::io::Error),
+    #[error("server failed: {0}")]
+    Serve(#[source] Box<dyn std::error::Error + Send + Sync>),
+}

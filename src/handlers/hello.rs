@@ -1,0 +1,31 @@
+//! Hello: a greeting wrapped in a CloudEvent.
+
+use std::time::SystemTime;
+
+use pilota::FastStr;
+use volo_gen::basic::service::v1::{HelloResponse, HelloResponseEvent};
+
+use crate::cloudevent::{envelope, pack, timestamp};
+
+/// CloudEvent `source` of Hello replies.
+pub const SOURCE: &str = "basic.v1.BasicService/Hello";
+/// CloudEvent `type` of Hello replies.
+pub const TYPE: &str = "basic.service.v1.HelloResponse";
+
+/// `Hello, <message>` in a CloudEvent (any message is fine, the empty one too).
+pub fn hello(message: &str) -> HelloResponse {
+    let mut greeting = String::with_capacity(7 + message.len());
+    greeting.push_str("Hello, ");
+    greeting.push_str(message);
+    let payload = pack(&HelloResponseEvent {
+        greeting: FastStr::from_string(greeting),
+    });
+    HelloResponse {
+        cloud_event: Some(envelope(
+            SOURCE,
+            TYPE,
+            payload,
+            timestamp(SystemTime::now()),
+        )),
+    }
+}

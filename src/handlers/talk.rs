@@ -1,0 +1,55 @@
+//! Talk: one ELIZA conversation per bidirectional stream.
+//!
+//! The reply stream reads the next request only when the previous reply has been taken,
+//! so replies go out in order, one per request, as soon as each is ready. No task is
+//! spawned: the conversation lives inside the response stream and ends with it.
+
+use futures::StreamExt;
+use volo_gen::basic::service::v1::{TalkRequest, TalkResponse};
+use volo_grpc::{RecvStream, Status};
+
+use super::{BasicHandler, ReplyStream, shutting_down};
+use crate::eliza::Eliza;
+
+/// The reply stream of one conversation.
+pub fn talk(
+    handler: &BasicHandler,
+    mut requests: RecvStream<TalkRequest>,
+) -> ReplyStream<TalkResponse> {
+    let mut eliza = Eliza::new(handler.script.clone());
+    let limit = handler.max_talk_message_bytes;
+    let streams_end = handler.streams_end.clone();
+    Box::pin(async_stream::stream! {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = streams_end.cancelled() => {
+                    yield Err(shutting_down());
+                    break;
+                }
+                next = requests.next() => next,
+            };
+            let request = match next {
+                // Client half-close: the conversation ends with OK.
+                None => break,
+                Some(Err(status)) => {
+                    yield Err(status);
+                    break;
+                }
+                Some(Ok(request)) => request,
+            };
+            if request.message.len() > limit {
+                yield Err(Status::invalid_argument(format!(
+                    "message is {} bytes; the limit is {limit} bytes",
+                    request.message.len()
+                )));
+                break;
+            }
+            let reply = eliza.reply(&request.message);
+            yield Ok(TalkResponse { answer: reply.text.into() });
+            if reply.goodbye {
+                break;
+            }
+        }
+    })
+}

@@ -1,0 +1,116 @@
+//! The access log: one `tracing` event per RPC, when its final status is known.
+//!
+//! Fields: method, peer, request id, gRPC code, duration. For streams the event is
+//! written when the response body ends (or is dropped), so the duration and code cover
+//! the whole stream, not just its start. Events use the target `access`, so
+//! `RUST_LOG=access=off` silences them on their own.
+
+use std::time::Instant;
+
+use pilota::FastStr;
+use volo::context::Context as _;
+use volo_grpc::{
+    Code, Request, Response, Status, body::BoxBody, context::ServerContext,
+    metadata::HEADER_TRANS_REMOTE_ADDR,
+};
+
+use super::{GrpcService, RequestId, body::Observed};
+
+/// Logs every call once it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessLogLayer;
+
+impl<S> motore::layer::Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(self, inner: S) -> Self::Service {
+        AccessLog { inner }
+    }
+}
+
+/// See [`AccessLogLayer`].
+#[derive(Debug, Clone)]
+pub struct AccessLog<S> {
+    inner: S,
+}
+
+/// What the log line needs, captured when the call starts.
+struct Entry {
+    method: FastStr,
+    peer: FastStr,
+    request_id: FastStr,
+    start: Instant,
+}
+
+impl Entry {
+    fn write(self, code: Code) {
+        let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let code_name = code_name(code);
+        if matches!(
+            code,
+            Code::Ok | Code::Cancelled | Code::InvalidArgument | Code::NotFound
+        ) {
+            tracing::info!(target: "access", method = %self.method, peer = %self.peer, request_id = %self.request_id, code = code_name, duration_us = micros, "rpc");
+        } else {
+            tracing::warn!(target: "access", method = %self.method, peer = %self.peer, request_id = %self.request_id, code = code_name, duration_us = micros, "rpc");
+        }
+    }
+}
+
+impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for AccessLog<S> {
+    type Response = Response<BoxBody>;
+    type Error = Status;
+
+    async fn call(
+        &self,
+        cx: &mut ServerContext,
+        req: Request<BoxBody>,
+    ) -> Result<Response<BoxBody>, Status> {
+        let entry = Entry {
+            method: cx.rpc_info().method().clone(),
+            // Set by volo from the connection; a non-volo client could also send it.
+            peer: req
+                .metadata()
+                .get(HEADER_TRANS_REMOTE_ADDR)
+                .and_then(|v| v.to_str().ok())
+                .map(FastStr::new)
+                .unwrap_or_else(|| FastStr::from_static_str("-")),
+            request_id: req
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.0.clone())
+                .unwrap_or_else(|| FastStr::from_static_str("-")),
+            start: Instant::now(),
+        };
+        match self.inner.call(cx, req).await {
+            Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, move |code| entry.write(code)))),
+            Err(status) => {
+                entry.write(status.code());
+                Err(status)
+            }
+        }
+    }
+}
+
+/// The canonical upper-case name of a gRPC code, as other gRPC stacks log it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

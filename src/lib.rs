@@ -1,0 +1,32 @@
+//! `basic.v1.BasicService` on CloudWeGo volo-grpc: Hello (unary), Talk (bidirectional
+//! stream, ELIZA) and Background (server stream of simulated calls), each reply a
+//! CloudEvent where the contract says so.
+//!
+//! # Layout
+//!
+//! - [`server`]: builds the volo `Server` (layers, services) and owns graceful shutdown.
+//!   The binary and the integration tests both start the server through [`BasicServer`].
+//! - [`handlers`]: thin implementations of the generated `BasicService` trait.
+//! - [`layers`]: motore middleware around every call (request ids, access log, panics).
+//! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
+//! - [`simulator`]: the simulated service calls behind Background.
+//! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
+//! - [`config`] and [`error`]: validated settings and start-up errors.
+//!
+//! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
+
+pub mod client;
+pub mod cloudevent;
+pub mod config;
+pub mod eliza;
+pub mod error;
+pub mod handlers;
+pub mod layers;
+pub mod server;
+pub mod simulator;
+
+pub use config::{Args, Config, LogFormat};
+pub use error::ServerError;
+pub use handlers::BasicHandler;
+pub use server::BasicServer;
+pub use simulator::Simulator;
