@@ -67,6 +67,70 @@ impl ClientOptions {
     }
 }
 
+/// Connection flags shared by the example clients (`#[command(flatten)]` them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Server address, or several separated by commas to spread calls over replicas.
+    #[arg(long, env = "BASIC_ADDR", default_value = crate::config::DEFAULT_ADDR)]
+    pub addr: String,
+
+    /// Deadline for each call, in seconds (sent as grpc-timeout).
+    #[arg(long)]
+    pub timeout_secs: Option<f64>,
+}
+
+impl ClientArgs {
+    /// Checks the flags and builds the client.
+    pub fn connect(&self) -> Result<BasicServiceClient, ClientError> {
+        let timeout = match self.timeout_secs {
+            None => None,
+            Some(secs) => Some(
+                Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or(ClientError::Timeout(secs))?,
+            ),
+        };
+        let options = ClientOptions {
+            addrs: parse_addrs(&self.addr)?,
+            timeout,
+        };
+        Ok(connect(&options))
+    }
+}
+
+/// Why a client could not be built from its flags.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--addr: {0}")]
+    Addr(#[from] AddrError),
+    #[error("--timeout-secs must be a positive number of seconds, got {0}")]
+    Timeout(f64),
+}
+
+/// A status as one readable line, with its root cause when the client made it:
+/// `UNKNOWN: client error (Connect): Connection refused (os error 111)`.
+pub fn describe(status: &volo_grpc::Status) -> String {
+    let mut line = crate::layers::access_log::code_name(status.code()).to_owned();
+    if !status.message().is_empty() {
+        line.push_str(": ");
+        line.push_str(status.message());
+    }
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    let mut root = None;
+    while let Some(err) = cause {
+        root = Some(err);
+        cause = err.source();
+    }
+    if let Some(root) = root.map(ToString::to_string) {
+        if !line.contains(&root) {
+            line.push_str(": ");
+            line.push_str(&root);
+        }
+    }
+    line
+}
+
 /// Builds a client; it connects lazily, on the first call.
 pub fn connect(options: &ClientOptions) -> BasicServiceClient {
     let builder =

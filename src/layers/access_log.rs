@@ -50,9 +50,9 @@ impl Entry {
             code,
             Code::Ok | Code::Cancelled | Code::InvalidArgument | Code::NotFound
         ) {
-            tracing::info!(target: "access", method = %self.method, peer = %self.peer, request_id = %self.request_id, code = code_name, duration_us = micros, "rpc");
+            tracing::info!(target: "access", method = %self.method, peer = %self.peer, request_id = %self.request_id, code = %code_name, duration_us = micros, "rpc");
         } else {
-            tracing::warn!(target: "access", method = %self.method, peer = %self.peer, request_id = %self.request_id, code = code_name, duration_us = micros, "rpc");
+            tracing::warn!(target: "access", method = %self.method, peer = %self.peer, request_id = %self.request_id, code = %code_name, duration_us = micros, "rpc");
         }
     }
 }
@@ -68,13 +68,7 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
     ) -> Result<Response<BoxBody>, Status> {
         let entry = Entry {
             method: cx.rpc_info().method().clone(),
-            // Set by volo from the connection; a non-volo client could also send it.
-            peer: req
-                .metadata()
-                .get(HEADER_TRANS_REMOTE_ADDR)
-                .and_then(|v| v.to_str().ok())
-                .map(FastStr::new)
-                .unwrap_or_else(|| FastStr::from_static_str("-")),
+            peer: peer(cx, &req),
             request_id: req
                 .extensions()
                 .get::<RequestId>()
@@ -90,6 +84,19 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
             }
         }
     }
+}
+
+/// The caller's address as volo reports it: from the connection for volo clients, else
+/// from the `rip` header volo adds (which a non-volo client could also send: log only).
+fn peer(cx: &ServerContext, req: &Request<BoxBody>) -> FastStr {
+    if let Some(addr) = cx.rpc_info().caller().address() {
+        return FastStr::new(addr.to_string());
+    }
+    req.metadata()
+        .get(HEADER_TRANS_REMOTE_ADDR)
+        .and_then(|v| v.to_str().ok())
+        .map(FastStr::new)
+        .unwrap_or_else(|| FastStr::from_static_str("-"))
 }
 
 /// The canonical upper-case name of a gRPC code, as other gRPC stacks log it.

@@ -1,0 +1,81 @@
+//! Chats with ELIZA: each line from stdin (a terminal or a pipe) is one message.
+//!
+//! ```text
+//! cargo run --release                         # the server, in another terminal
+//! cargo run --example talk                    # type; say "goodbye" to leave
+//! printf 'Men are all alike.\nbye\n' | cargo run --example talk
+//! ```
+
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+};
+
+use anyhow::{anyhow, bail};
+use basic_service::client::{ClientArgs, describe};
+use clap::Parser;
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_stream::wrappers::ReceiverStream;
+use volo_gen::basic::service::v1::TalkRequest;
+
+/// Talks to ELIZA over basic.v1.BasicService/Talk.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("talk: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = cli.client.connect()?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut replies = client
+        .talk(ReceiverStream::new(rx))
+        .await
+        .map_err(|status| anyhow!("{} ({})", describe(&status), cli.client.addr))?
+        .into_inner();
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!("ELIZA is listening. Say goodbye (or press Ctrl-D) to leave.");
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        if interactive {
+            print!("> ");
+            std::io::stdout().flush()?;
+        }
+        let Some(line) = lines.next_line().await? else {
+            break; // end of input: half-close, the server ends the stream
+        };
+        if tx
+            .send(TalkRequest {
+                message: line.into(),
+            })
+            .await
+            .is_err()
+        {
+            bail!("the server closed the conversation");
+        }
+        match replies.next().await {
+            Some(Ok(reply)) => println!("{}", reply.answer),
+            Some(Err(status)) => bail!("{}", describe(&status)),
+            None => return Ok(()), // the server said goodbye
+        }
+    }
+    drop(tx);
+    while let Some(item) = replies.next().await {
+        item.map_err(|status| anyhow!("{}", describe(&status)))?;
+    }
+    Ok(())
+}
