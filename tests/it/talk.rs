@@ -140,3 +140,39 @@ async fn an_empty_conversation_ends_cleanly() {
     assert!(replies.is_empty());
     server.stop().await;
 }
+
+/// Upper case, letters, digits and single spaces only.
+fn normalize(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase()
+}
+
+#[tokio::test]
+async fn the_1966_conversation_over_one_stream_gives_the_1966_replies() {
+    let transcript = include_str!("../../src/eliza/testdata/cacm-1966-conversation.tsv");
+    let pairs: Vec<(&str, &str)> = transcript
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_once('\t').expect("user TAB reply"))
+        .collect();
+    assert_eq!(pairs.len(), 15);
+    let server = start(test_config()).await;
+    let client = server.client();
+    let (tx, rx) = mpsc::channel(1);
+    let mut replies = client.talk(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    for (said, expected) in pairs {
+        tx.send(say(said)).await.unwrap();
+        let reply = within(replies.next()).await.expect("a reply").expect("OK");
+        assert_eq!(normalize(&reply.answer), normalize(expected), "after {said:?}");
+    }
+    tx.send(say("Goodbye.")).await.unwrap();
+    let farewell = within(replies.next()).await.expect("farewell").expect("OK");
+    assert!(!farewell.answer.is_empty());
+    assert!(within(replies.next()).await.is_none(), "goodbye ends the stream");
+    server.stop().await;
+}
