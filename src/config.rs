@@ -60,6 +60,50 @@ pub struct Args {
     /// An ELIZA script to use instead of the built-in 1966 DOCTOR script.
     #[arg(long, env = "BASIC_ELIZA_SCRIPT")]
     pub eliza_script: Option<PathBuf>,
+
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "BASIC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "BASIC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "BASIC_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Seconds a client gets to finish the TLS handshake.
+    #[arg(long, env = "BASIC_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    pub tls_handshake_timeout_secs: u64,
+
+    /// Require `authorization: Bearer <token>` on every call but health and reflection.
+    #[arg(long, env = "BASIC_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+
+    /// Largest request message accepted (after decompression), in bytes.
+    #[arg(long, env = "BASIC_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "BASIC_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+
+    /// Calls in flight across all connections; more fail fast with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "BASIC_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    pub max_in_flight: usize,
+
+    /// Seconds between HTTP/2 keepalive pings; 0 turns them off.
+    #[arg(long, env = "BASIC_KEEPALIVE_INTERVAL_SECS", default_value_t = 60)]
+    pub keepalive_interval_secs: u64,
+
+    /// Seconds to wait for a ping's answer before dropping the connection.
+    #[arg(long, env = "BASIC_KEEPALIVE_TIMEOUT_SECS", default_value_t = 20)]
+    pub keepalive_timeout_secs: u64,
+
+    /// Serve Prometheus metrics on this address (off unless set).
+    #[arg(long, env = "BASIC_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How log lines are written.
@@ -82,6 +126,10 @@ pub enum ConfigError {
     FailureRate(f64),
     #[error("--max-talk-message-bytes must be at least 1")]
     ZeroTalkLimit,
+    #[error("--{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("--auth-token must not be empty")]
+    EmptyToken,
 }
 
 /// The validated configuration the server runs with.
@@ -97,6 +145,33 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// ELIZA script file; `None` means the built-in DOCTOR script.
     pub eliza_script: Option<PathBuf>,
+    /// TLS certificate, key and optional client CA; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Time a client gets to finish the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Bearer token every call but health and reflection must carry.
+    pub auth_token: Option<String>,
+    /// Largest request message accepted, after decompression.
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Calls in flight across all connections.
+    pub max_in_flight: usize,
+    /// HTTP/2 keepalive ping interval; `None` sends none.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a keepalive ping may go unanswered.
+    pub keepalive_timeout: Duration,
+    /// Where to serve Prometheus metrics; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// With a client CA, clients must present a certificate it signed (mTLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -107,6 +182,15 @@ impl Default for Config {
             max_talk_message_bytes: 4096,
             shutdown_grace: Duration::from_secs(10),
             eliza_script: None,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            auth_token: None,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 1024,
+            max_in_flight: 10_000,
+            keepalive_interval: Some(Duration::from_secs(60)),
+            keepalive_timeout: Duration::from_secs(20),
+            metrics_addr: None,
         }
     }
 }
@@ -131,6 +215,42 @@ impl TryFrom<&Args> for Config {
         if args.max_talk_message_bytes == 0 {
             return Err(ConfigError::ZeroTalkLimit);
         }
+        for (value, flag) in [
+            (args.max_message_bytes, "max-message-bytes"),
+            (
+                args.max_concurrent_streams as usize,
+                "max-concurrent-streams",
+            ),
+            (args.max_in_flight, "max-in-flight"),
+            (
+                args.tls_handshake_timeout_secs as usize,
+                "tls-handshake-timeout-secs",
+            ),
+            (
+                args.keepalive_timeout_secs as usize,
+                "keepalive-timeout-secs",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(flag));
+            }
+        }
+        if args
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::EmptyToken);
+        }
+        // clap's `requires` guarantees cert and key come together.
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+            }),
+            _ => None,
+        };
         Ok(Self {
             max_processes: args.max_processes,
             sim: SimConfig {
@@ -141,6 +261,16 @@ impl TryFrom<&Args> for Config {
             max_talk_message_bytes: args.max_talk_message_bytes,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             eliza_script: args.eliza_script.clone(),
+            tls,
+            tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout_secs),
+            auth_token: args.auth_token.clone(),
+            max_message_bytes: args.max_message_bytes,
+            max_concurrent_streams: args.max_concurrent_streams,
+            max_in_flight: args.max_in_flight,
+            keepalive_interval: (args.keepalive_interval_secs > 0)
+                .then(|| Duration::from_secs(args.keepalive_interval_secs)),
+            keepalive_timeout: Duration::from_secs(args.keepalive_timeout_secs),
+            metrics_addr: args.metrics_addr,
         })
     }
 }
@@ -203,6 +333,20 @@ mod tests {
         assert_eq!(
             parse(&["--max-talk-message-bytes", "0"]).unwrap_err(),
             ConfigError::ZeroTalkLimit
+        );
+    }
+
+    #[test]
+    fn tls_key_without_cert_is_refused_by_clap() {
+        assert!(Args::try_parse_from(["basic-service", "--tls-key", "k.pem"]).is_err());
+        assert!(Args::try_parse_from(["basic-service", "--tls-client-ca", "ca.pem"]).is_err());
+    }
+
+    #[test]
+    fn empty_auth_token_is_refused() {
+        assert_eq!(
+            parse(&["--auth-token", " "]).unwrap_err(),
+            ConfigError::EmptyToken
         );
     }
 

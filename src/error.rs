@@ -24,6 +24,8 @@ pub enum ServerError {
         #[source]
         source: ScriptError,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::net::TlsError),
     #[error("cannot listen: {0}")]
     Listen(#[source] std::io::Error),
     #[error("server failed: {0}")]

@@ -7,7 +7,10 @@
 //! - [`server`]: builds the volo `Server` (layers, services) and owns graceful shutdown.
 //!   The binary and the integration tests both start the server through [`BasicServer`].
 //! - [`handlers`]: thin implementations of the generated `BasicService` trait.
-//! - [`layers`]: motore middleware around every call (request ids, access log, panics).
+//! - [`layers`]: middleware around every call (request ids, access log, metrics, panics,
+//!   auth, load shedding, deadlines, message size).
+//! - [`health`]: `grpc.health.v1.Health`. [`metrics`]: the Prometheus endpoint.
+//! - [`net`]: accepting connections (TLS handshakes off the accept path, accept retry).
 //! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
 //! - [`simulator`]: the simulated service calls behind Background.
 //! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
@@ -21,7 +24,10 @@ pub mod config;
 pub mod eliza;
 pub mod error;
 pub mod handlers;
+pub mod health;
 pub mod layers;
+pub mod metrics;
+pub mod net;
 pub mod server;
 pub mod simulator;
 

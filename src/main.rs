@@ -28,10 +28,16 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::try_from(&args)?;
-    let server = BasicServer::new(config)?;
+    let mut server = BasicServer::new(config)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
+    if let Some(addr) = args.metrics_addr {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        server = server.metrics_listener(metrics);
+    }
     server.serve(listener, shutdown_signal()).await?;
     Ok(())
 }

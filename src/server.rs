@@ -13,15 +13,26 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use volo_gen::basic::v1::{BasicService, BasicServiceServer};
-use volo_grpc::server::{Server, ServiceBuilder};
+use volo_gen::{
+    basic::v1::{BasicService, BasicServiceServer},
+    grpc::health::v1::HealthServer,
+};
+use volo_grpc::{
+    codec::compression::CompressionEncoding,
+    server::{Server, ServiceBuilder},
+};
 
 use crate::{
     config::Config,
     eliza::Script,
     error::ServerError,
     handlers::BasicHandler,
-    layers::{AccessLogLayer, CatchPanicLayer, RequestIdLayer},
+    health::HealthReporter,
+    layers::{
+        AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
+        MetricsLayer, RequestIdLayer,
+    },
+    net::{Acceptor, tls_config},
     simulator::Simulator,
 };
 
@@ -37,6 +48,7 @@ pub struct BasicServer<S = BasicHandler> {
     service: S,
     simulator: Simulator,
     streams_end: CancellationToken,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl BasicServer<BasicHandler> {
@@ -70,6 +82,7 @@ impl BasicServer<BasicHandler> {
             service,
             simulator,
             streams_end,
+            metrics_listener: None,
         })
     }
 }
@@ -85,7 +98,14 @@ where
             service: f(self.service),
             simulator: self.simulator,
             streams_end: self.streams_end,
+            metrics_listener: self.metrics_listener,
         }
+    }
+
+    /// Serves Prometheus metrics on `listener` (bound by the caller, like the main one).
+    pub fn metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// The simulator behind Background (its active-worker count shows running work).
@@ -94,33 +114,87 @@ where
     }
 
     /// Serves on `listener` until `shutdown` completes, then shuts down gracefully.
+    ///
+    /// With [`metrics_listener`](BasicServer::metrics_listener), the metrics endpoint
+    /// lives as long as the server.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
+        let config = self.config;
         let addr = listener.local_addr().map_err(ServerError::Listen)?;
-        let grace = self.config.shutdown_grace;
+        let grace = config.shutdown_grace;
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(tls_config(
+                &files.cert,
+                &files.key,
+                files.client_ca.as_deref(),
+            )?),
+        };
+        let metrics = match self.metrics_listener {
+            None => None,
+            Some(listener) => {
+                let handle = crate::metrics::install();
+                let local = listener.local_addr().map_err(ServerError::Listen)?;
+                tracing::info!(addr = %local, "Prometheus metrics on http://{local}/metrics");
+                let stop = CancellationToken::new();
+                let stopped = stop.clone();
+                tokio::spawn(crate::metrics::serve(listener, handle, async move {
+                    stopped.cancelled().await
+                }));
+                Some(stop.drop_guard())
+            }
+        };
+        let (health_reporter, health) = HealthReporter::new();
+        let compressions = || {
+            vec![
+                CompressionEncoding::Gzip(None),
+                CompressionEncoding::Zstd(None),
+            ]
+        };
 
         // A request passes the layers in this order:
-        // RequestId -> AccessLog -> CatchPanic -> router -> decode -> handler.
+        // MessageSize (HTTP body) -> RequestId -> AccessLog -> Metrics -> CatchPanic
+        //   -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
+        // Logging and metrics come first so they see every outcome, refusals included.
         let server = Server::new()
+            .http2_max_concurrent_streams(config.max_concurrent_streams)
+            .http2_keepalive_interval(config.keepalive_interval)
+            .http2_keepalive_timeout(config.keepalive_timeout)
+            .layer_tower(MessageSizeLayer::new(config.max_message_bytes))
             .layer(RequestIdLayer)
             .layer(AccessLogLayer)
+            .layer(MetricsLayer)
             .layer(CatchPanicLayer)
-            .add_service(ServiceBuilder::new(BasicServiceServer::new(self.service)).build());
+            .layer(AuthLayer::new(config.auth_token.as_deref()))
+            .layer(LoadShedLayer::new(config.max_in_flight))
+            .layer(DeadlineLayer)
+            .add_service(
+                ServiceBuilder::new(BasicServiceServer::new(self.service))
+                    .accept_compressions(compressions())
+                    .send_compressions(compressions())
+                    .build(),
+            )
+            .add_service(ServiceBuilder::new(HealthServer::new(health)).build());
 
+        let incoming = Acceptor::new(listener, tls.clone(), config.tls_handshake_timeout)
+            .map_err(ServerError::Listen)?;
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = server.run_with_shutdown(
-            volo::net::incoming::DefaultIncoming::from(listener),
-            async move {
-                // A dropped sender means the same as a send: stop.
-                let _ = accepting_stopped.await;
-                Ok(())
-            },
-        );
+        let serving = server.run_with_shutdown(incoming, async move {
+            // A dropped sender means the same as a send: stop.
+            let _ = accepting_stopped.await;
+            Ok(())
+        });
         tokio::pin!(serving);
-        tracing::info!(%addr, "basic.v1.BasicService listening");
+        tracing::info!(
+            %addr,
+            tls = tls.is_some(),
+            mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            auth = config.auth_token.is_some(),
+            "basic.v1.BasicService listening"
+        );
 
         tokio::select! {
             result = &mut serving => return result.map_err(ServerError::Serve),
@@ -130,6 +204,7 @@ where
             grace_secs = grace.as_secs_f64(),
             "shutting down: letting open calls finish"
         );
+        health_reporter.set_not_serving();
         // The receiver lives inside `serving`, which is still alive here.
         let _ = stop_accepting.send(());
         match tokio::time::timeout(grace, &mut serving).await {
@@ -145,6 +220,7 @@ where
                 }
             }
         }
+        drop(metrics);
         tracing::info!("server stopped");
         Ok(())
     }

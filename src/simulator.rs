@@ -173,11 +173,10 @@ impl Simulator {
                 Worker {
                     sleep: Box::pin(tokio::time::sleep(delay)),
                     outcome: Some(Outcome { id, index, result }),
-                    _active: ActiveGuard::new(&self.inner.active),
                 }
             })
             .collect();
-        Run { workers }
+        Run::new(workers, Arc::clone(&self.inner.active))
     }
 }
 
@@ -188,9 +187,23 @@ fn nanos(d: Duration) -> u64 {
 /// The calls of one run, yielded in completion order; dropping it stops them all.
 pub struct Run {
     workers: FuturesUnordered<Worker>,
+    /// The simulator-wide count of live workers: +n at start, -1 per completion, and
+    /// the rest when the run is dropped.
+    active: Arc<AtomicUsize>,
+}
+
+/// Gauge `basic_background_workers_active` (a no-op until a metrics recorder exists).
+fn workers_gauge() -> metrics::Gauge {
+    metrics::gauge!("basic_background_workers_active")
 }
 
 impl Run {
+    fn new(workers: FuturesUnordered<Worker>, active: Arc<AtomicUsize>) -> Self {
+        active.fetch_add(workers.len(), Ordering::Relaxed);
+        workers_gauge().increment(workers.len() as f64);
+        Self { workers, active }
+    }
+
     /// Calls not finished yet.
     pub fn remaining(&self) -> usize {
         self.workers.len()
@@ -201,7 +214,12 @@ impl Stream for Run {
     type Item = Outcome;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
-        Pin::new(&mut self.workers).poll_next(cx)
+        let polled = Pin::new(&mut self.workers).poll_next(cx);
+        if let Poll::Ready(Some(_)) = &polled {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            workers_gauge().decrement(1.0);
+        }
+        polled
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -209,11 +227,19 @@ impl Stream for Run {
     }
 }
 
+impl Drop for Run {
+    fn drop(&mut self) {
+        // Workers not finished yet stop here (cancellation, deadline, shutdown).
+        let left = self.workers.len();
+        self.active.fetch_sub(left, Ordering::Relaxed);
+        workers_gauge().decrement(left as f64);
+    }
+}
+
 /// One simulated call: a timer and the outcome it reports when the timer fires.
 struct Worker {
     sleep: Pin<Box<Sleep>>,
     outcome: Option<Outcome>,
-    _active: ActiveGuard,
 }
 
 impl Future for Worker {
@@ -226,22 +252,6 @@ impl Future for Worker {
             // FuturesUnordered never polls a finished future again; stay pending if it did.
             None => Poll::Pending,
         }
-    }
-}
-
-/// Counts a worker as active from creation until drop (completion or cancellation).
-struct ActiveGuard(Arc<AtomicUsize>);
-
-impl ActiveGuard {
-    fn new(active: &Arc<AtomicUsize>) -> Self {
-        active.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(active))
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

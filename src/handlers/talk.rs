@@ -20,6 +20,8 @@ pub fn talk(
     let limit = handler.max_talk_message_bytes;
     let streams_end = handler.streams_end.clone();
     Box::pin(async_stream::stream! {
+        // Counts this conversation until the stream ends or is dropped.
+        let _active = ConversationGauge::open();
         loop {
             let next = tokio::select! {
                 biased;
@@ -52,4 +54,20 @@ pub fn talk(
             }
         }
     })
+}
+
+/// Keeps `basic_talk_conversations_active` up to date for one conversation.
+struct ConversationGauge;
+
+impl ConversationGauge {
+    fn open() -> Self {
+        metrics::gauge!("basic_talk_conversations_active").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ConversationGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("basic_talk_conversations_active").decrement(1.0);
+    }
 }

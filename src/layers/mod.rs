@@ -2,21 +2,32 @@
 //!
 //! Each layer is a pair: `FooLayer` (configuration) and `Foo<S>` (the service wrapping
 //! `S`). They run on `Request<BoxBody>` (before decoding), so one stack serves every
-//! service of the server. [`crate::server`] assembles them; the order a request passes
-//! through is written there once.
+//! service of the server; `message_size` sits lower, on the HTTP body (a tower layer).
+//! [`crate::server`] assembles them; the order a request passes through is written
+//! there once.
 
 pub mod access_log;
+pub mod auth;
 pub mod body;
 pub mod catch_panic;
+pub mod deadline;
+pub mod load_shed;
+pub mod message_size;
+pub mod metrics;
 pub mod request_id;
 
 pub use access_log::AccessLogLayer;
+pub use auth::AuthLayer;
 pub use catch_panic::CatchPanicLayer;
+pub use deadline::DeadlineLayer;
+pub use load_shed::LoadShedLayer;
+pub use message_size::MessageSizeLayer;
+pub use metrics::MetricsLayer;
 pub use request_id::{RequestId, RequestIdLayer};
 
 use volo_grpc::{body::BoxBody, context::ServerContext};
 
-/// What every layer here wraps: a whole-server service before message decoding.
+/// What every motore layer here wraps: a whole-server service before message decoding.
 pub trait GrpcService:
     motore::Service<
         ServerContext,

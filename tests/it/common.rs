@@ -60,7 +60,7 @@ where
 
 impl TestServer {
     pub fn client(&self) -> BasicServiceClient {
-        connect(&ClientOptions::new(self.addr))
+        connect(&ClientOptions::new(self.addr)).expect("plaintext client")
     }
 
     /// Begins shutdown without waiting for it.

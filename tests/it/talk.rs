@@ -164,15 +164,26 @@ async fn the_1966_conversation_over_one_stream_gives_the_1966_replies() {
     let server = start(test_config()).await;
     let client = server.client();
     let (tx, rx) = mpsc::channel(1);
-    let mut replies = client.talk(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut replies = client
+        .talk(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     for (said, expected) in pairs {
         tx.send(say(said)).await.unwrap();
         let reply = within(replies.next()).await.expect("a reply").expect("OK");
-        assert_eq!(normalize(&reply.answer), normalize(expected), "after {said:?}");
+        assert_eq!(
+            normalize(&reply.answer),
+            normalize(expected),
+            "after {said:?}"
+        );
     }
     tx.send(say("Goodbye.")).await.unwrap();
     let farewell = within(replies.next()).await.expect("farewell").expect("OK");
     assert!(!farewell.answer.is_empty());
-    assert!(within(replies.next()).await.is_none(), "goodbye ends the stream");
+    assert!(
+        within(replies.next()).await.is_none(),
+        "goodbye ends the stream"
+    );
     server.stop().await;
 }

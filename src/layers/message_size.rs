@@ -1,0 +1,325 @@
+//! Request message size limit, checked before a message is buffered and after it is
+//! decompressed (gzip/zstd bombs).
+//!
+//! volo-grpc's decoder trusts the 5-byte length prefix (up to 4 GiB) and decompresses
+//! without bound. This tower layer sits under volo's codec (`Server::layer_tower`) and
+//! reads the gRPC framing of each request body as it streams in: a prefix announcing
+//! more than the limit ends the call with RESOURCE_EXHAUSTED before the message is
+//! read. Compressed messages are decompressed here, with the output capped at the
+//! limit, and handed on uncompressed (the `grpc-encoding` header is removed), so
+//! nothing is decompressed twice. Bodies made of whole uncompressed messages pass
+//! through without a copy.
+
+use std::{
+    io::Read,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use volo_grpc::{Status, body::BoxBody};
+
+/// The gRPC length prefix: 1 flag byte and a 4-byte big-endian length.
+const PREFIX: usize = 5;
+
+/// Caps decoded request messages at `max` bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageSizeLayer {
+    max: usize,
+}
+
+impl MessageSizeLayer {
+    /// A limit of `max` bytes per decoded message.
+    pub fn new(max: usize) -> Self {
+        Self { max }
+    }
+}
+
+impl<S> tower::Layer<S> for MessageSizeLayer {
+    type Service = MessageSize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MessageSize {
+            inner,
+            max: self.max,
+        }
+    }
+}
+
+/// See [`MessageSizeLayer`].
+#[derive(Debug, Clone)]
+pub struct MessageSize<S> {
+    inner: S,
+    max: usize,
+}
+
+/// A compression we can undo here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Gzip,
+    Zstd,
+}
+
+impl<S> tower::Service<http::Request<BoxBody>> for MessageSize<S>
+where
+    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<BoxBody>) -> Self::Future {
+        let encoding = match req.headers().get("grpc-encoding").map(|v| v.as_bytes()) {
+            Some(b"gzip") => Some(Encoding::Gzip),
+            Some(b"zstd") => Some(Encoding::Zstd),
+            // identity, or one volo will refuse itself
+            _ => None,
+        };
+        if encoding.is_some() {
+            // Messages leave this layer uncompressed.
+            req.headers_mut().remove("grpc-encoding");
+        }
+        let max = self.max;
+        self.inner.call(req.map(|inner| {
+            BoxBody::new(Limited {
+                inner,
+                max,
+                encoding,
+                pending: BytesMut::new(),
+                done: false,
+            })
+        }))
+    }
+}
+
+/// A request body whose gRPC messages are checked (and decompressed) on the way in.
+struct Limited {
+    inner: BoxBody,
+    max: usize,
+    encoding: Option<Encoding>,
+    /// Bytes of a message not yet complete.
+    pending: BytesMut,
+    /// Set after an error: nothing more is read.
+    done: bool,
+}
+
+fn too_large(what: &str, len: usize, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "{what} message of {len} bytes exceeds the limit of {max} bytes"
+    ))
+}
+
+impl Limited {
+    /// Whether `chunk` is whole, uncompressed, in-limit messages (the common case).
+    fn whole_plain_messages(&self, chunk: &[u8]) -> bool {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            if rest.len() < PREFIX || rest[0] != 0 {
+                return false;
+            }
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            if len > self.max || rest.len() - PREFIX < len {
+                return false;
+            }
+            rest = &rest[PREFIX + len..];
+        }
+        true
+    }
+
+    /// Takes the complete messages out of `pending`, checked and decompressed.
+    fn drain_complete(&mut self) -> Result<Option<Bytes>, Status> {
+        let mut out = BytesMut::new();
+        while self.pending.len() >= PREFIX {
+            let flag = self.pending[0];
+            let len = u32::from_be_bytes([
+                self.pending[1],
+                self.pending[2],
+                self.pending[3],
+                self.pending[4],
+            ]) as usize;
+            if len > self.max {
+                return Err(too_large("request", len, self.max));
+            }
+            if self.pending.len() < PREFIX + len {
+                // Reserve once for the rest of this message (at most `max`).
+                self.pending.reserve(PREFIX + len - self.pending.len());
+                break;
+            }
+            let mut message = self.pending.split_to(PREFIX + len);
+            match (flag, self.encoding) {
+                (1, Some(encoding)) => {
+                    message.advance(PREFIX);
+                    let plain = decompress(encoding, &message, self.max)?;
+                    out.put_u8(0);
+                    out.put_u32(u32::try_from(plain.len()).unwrap_or(u32::MAX));
+                    out.extend_from_slice(&plain);
+                }
+                // Uncompressed, or a flag volo will judge itself.
+                _ => out.extend_from_slice(&message),
+            }
+        }
+        Ok((!out.is_empty()).then(|| out.freeze()))
+    }
+}
+
+/// Decompresses `input`, refusing output beyond `max` bytes.
+fn decompress(encoding: Encoding, input: &[u8], max: usize) -> Result<Vec<u8>, Status> {
+    let mut plain = Vec::new();
+    // One byte over the limit is enough to know it is too large.
+    let limit = max as u64 + 1;
+    let read = match encoding {
+        Encoding::Gzip => flate2::read::GzDecoder::new(input)
+            .take(limit)
+            .read_to_end(&mut plain),
+        Encoding::Zstd => zstd::stream::read::Decoder::new(input)
+            .and_then(|d| d.take(limit).read_to_end(&mut plain)),
+    };
+    read.map_err(|err| Status::internal(format!("cannot decompress request message: {err}")))?;
+    if plain.len() > max {
+        return Err(too_large("decompressed request", plain.len(), max));
+    }
+    Ok(plain)
+}
+
+impl Body for Limited {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status))),
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+            };
+            if this.pending.is_empty() && this.whole_plain_messages(&data) {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            this.pending.extend_from_slice(&data);
+            match this.drain_complete() {
+                Ok(Some(messages)) => return Poll::Ready(Some(Ok(Frame::data(messages)))),
+                Ok(None) => continue, // need more bytes
+                Err(status) => {
+                    this.done = true;
+                    this.pending = BytesMut::new();
+                    return Poll::Ready(Some(Err(status)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || (self.pending.is_empty() && self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![flag];
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    async fn run(
+        chunks: Vec<Vec<u8>>,
+        max: usize,
+        encoding: Option<Encoding>,
+    ) -> Result<Vec<u8>, Status> {
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, Status>(Frame::data(Bytes::from(c)))),
+        );
+        let body = Limited {
+            inner: BoxBody::new(http_body_util::StreamBody::new(stream)),
+            max,
+            encoding,
+            pending: BytesMut::new(),
+            done: false,
+        };
+        let collected = body.collect().await?;
+        Ok(collected.to_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn messages_within_the_limit_pass_unchanged_even_split_across_chunks() {
+        let bytes = [frame(0, b"hello"), frame(0, b"")].concat();
+        let (a, b) = bytes.split_at(3);
+        assert_eq!(
+            run(vec![a.to_vec(), b.to_vec()], 5, None).await.unwrap(),
+            bytes
+        );
+        assert_eq!(run(vec![bytes.clone()], 5, None).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_prefix_is_refused_before_the_payload_arrives() {
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&(1u32 << 31).to_be_bytes());
+        let status = run(vec![prefix], 1024, None).await.unwrap_err();
+        assert_eq!(status.code(), volo_grpc::Code::ResourceExhausted);
+        assert!(
+            status.message().contains("limit of 1024 bytes"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn compressed_messages_are_handed_on_decompressed() {
+        let body = run(vec![frame(1, &gzip(b"abcabc"))], 64, Some(Encoding::Gzip))
+            .await
+            .unwrap();
+        assert_eq!(body, frame(0, b"abcabc"));
+    }
+
+    #[tokio::test]
+    async fn a_gzip_bomb_is_refused_after_decompression() {
+        let bomb = gzip(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 4096);
+        let status = run(vec![frame(1, &bomb)], 4096, Some(Encoding::Gzip))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), volo_grpc::Code::ResourceExhausted);
+        assert!(
+            status.message().contains("decompressed"),
+            "{}",
+            status.message()
+        );
+    }
+}
