@@ -19,7 +19,7 @@ pub use volo_gen::basic::v1::BasicServiceClient;
 use volo_gen::basic::v1::BasicServiceClientBuilder;
 use volo_grpc::{
     Request,
-    codec::compression::CompressionEncoding,
+    codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
     context::ClientContext,
     metadata::{Ascii, MetadataValue},
 };
@@ -232,14 +232,14 @@ pub fn connect(options: &ClientOptions) -> Result<BasicServiceClient, ClientErro
     }
     if let Some(compress) = options.compress {
         let encoding = match compress {
-            Compression::Gzip => CompressionEncoding::Gzip(None),
-            Compression::Zstd => CompressionEncoding::Zstd(None),
+            Compression::Gzip => CompressionEncoding::Gzip(Some(GzipConfig::default())),
+            Compression::Zstd => CompressionEncoding::Zstd(Some(ZstdConfig::default())),
         };
         builder = builder
             .send_compressions(vec![encoding])
             .accept_compressions(vec![
-                CompressionEncoding::Gzip(None),
-                CompressionEncoding::Zstd(None),
+                CompressionEncoding::Gzip(Some(GzipConfig::default())),
+                CompressionEncoding::Zstd(Some(ZstdConfig::default())),
             ]);
     }
     let token = match &options.token {

@@ -18,7 +18,7 @@ use volo_gen::{
     grpc::health::v1::HealthServer,
 };
 use volo_grpc::{
-    codec::compression::CompressionEncoding,
+    codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
     server::{Server, ServiceBuilder},
 };
 
@@ -150,8 +150,8 @@ where
         let (health_reporter, health) = HealthReporter::new();
         let compressions = || {
             vec![
-                CompressionEncoding::Gzip(None),
-                CompressionEncoding::Zstd(None),
+                CompressionEncoding::Gzip(Some(GzipConfig::default())),
+                CompressionEncoding::Zstd(Some(ZstdConfig::default())),
             ]
         };
 

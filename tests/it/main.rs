@@ -1,9 +1,15 @@
 //! Integration tests: a real server on an ephemeral loopback port, called with the
 //! generated volo client over real sockets.
 
+mod auth;
 mod background;
 mod common;
+mod health;
 mod hello;
 mod layers;
+mod limits;
+mod metrics;
+mod scale;
 mod shutdown;
 mod talk;
+mod tls;

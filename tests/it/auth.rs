@@ -1,0 +1,59 @@
+use basic_service::client::{ClientOptions, connect};
+use volo_gen::{
+    basic::service::v1::HelloRequest,
+    grpc::health::v1::{HealthCheckRequest, HealthClientBuilder},
+};
+use volo_grpc::Code;
+
+use crate::common::{start, test_config};
+
+fn with_token(addr: std::net::SocketAddr, token: Option<&str>) -> ClientOptions {
+    ClientOptions {
+        token: token.map(str::to_owned),
+        ..ClientOptions::new(addr)
+    }
+}
+
+#[tokio::test]
+async fn calls_need_the_bearer_token_when_one_is_set() {
+    let mut config = test_config();
+    config.auth_token = Some("s3cret".into());
+    let server = start(config).await;
+    for (token, ok) in [
+        (None, false),
+        (Some("wrong"), false),
+        (Some("s3cret"), true),
+    ] {
+        let client = connect(&with_token(server.addr, token)).unwrap();
+        let result = client
+            .hello(HelloRequest {
+                message: "x".into(),
+            })
+            .await;
+        match (ok, result) {
+            (true, Ok(_)) => {}
+            (false, Err(status)) => assert_eq!(status.code(), Code::Unauthenticated),
+            (ok, result) => panic!("token {token:?}: expected ok={ok}, got {:?}", result.err()),
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_needs_no_token() {
+    let mut config = test_config();
+    config.auth_token = Some("s3cret".into());
+    let server = start(config).await;
+    let health = HealthClientBuilder::new("health")
+        .address(server.addr)
+        .build();
+    let reply = health
+        .check(HealthCheckRequest { service: "".into() })
+        .await
+        .expect("health is public");
+    assert_eq!(
+        reply.into_inner().status,
+        volo_gen::grpc::health::v1::health_check_response::ServingStatus::SERVING
+    );
+    server.stop().await;
+}

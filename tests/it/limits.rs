@@ -1,0 +1,201 @@
+use std::time::Duration;
+
+use basic_service::client::{ClientOptions, Compression, connect};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use volo_gen::basic::service::v1::{BackgroundRequest, HelloRequest, TalkRequest};
+use volo_grpc::Code;
+
+use crate::common::{start, test_config, within};
+
+fn hello(size: usize) -> HelloRequest {
+    HelloRequest {
+        message: "a".repeat(size).into(),
+    }
+}
+
+#[tokio::test]
+async fn messages_over_the_limit_are_resource_exhausted() {
+    let mut config = test_config();
+    config.max_message_bytes = 1024;
+    let server = start(config).await;
+    let client = server.client();
+    assert!(client.hello(hello(1000)).await.is_ok());
+    let status = client.hello(hello(2000)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("limit of 1024 bytes"),
+        "{}",
+        status.message()
+    );
+    // The server is fine afterwards.
+    assert!(client.hello(hello(10)).await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn compressed_requests_work_with_gzip_and_zstd() {
+    let server = start(test_config()).await;
+    for compress in [Compression::Gzip, Compression::Zstd] {
+        let client = connect(&ClientOptions {
+            compress: Some(compress),
+            ..ClientOptions::new(server.addr)
+        })
+        .unwrap();
+        let reply = client.hello(hello(5000)).await.expect("compressed hello");
+        let event = reply.into_inner().cloud_event.unwrap();
+        let payload: volo_gen::basic::service::v1::HelloResponseEvent =
+            basic_service::cloudevent::unpack(
+                basic_service::cloudevent::proto_data(&event).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            payload.greeting.len(),
+            "Hello, ".len() + 5000,
+            "{compress:?}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_compression_bomb_is_refused_after_decompression() {
+    let mut config = test_config();
+    config.max_message_bytes = 64 * 1024;
+    let server = start(config).await;
+    let client = connect(&ClientOptions {
+        compress: Some(Compression::Gzip),
+        ..ClientOptions::new(server.addr)
+    })
+    .unwrap();
+    // 1 MiB of one letter compresses to about 1 KiB: small on the wire, large decoded.
+    let status = client.hello(hello(1 << 20)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("decompressed"),
+        "{}",
+        status.message()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn over_the_in_flight_limit_calls_fail_fast() {
+    let mut config = test_config();
+    config.max_in_flight = 2;
+    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let server = start(config).await;
+    let client = server.client();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = client
+            .background(BackgroundRequest { processes: 1 })
+            .await
+            .unwrap()
+            .into_inner();
+        stream.next().await.unwrap().unwrap();
+        open.push(stream);
+    }
+    let status = client.hello(hello(1)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    drop(open);
+    assert_eq!(server.workers_settle().await, 0);
+    // Permits come back when streams end.
+    let mut ok = false;
+    for _ in 0..100 {
+        if client.hello(hello(1)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "calls are admitted again once the streams are gone");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
+    let mut config = test_config();
+    config.max_concurrent_streams = 1;
+    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let server = start(config).await;
+    let client = connect(&ClientOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..ClientOptions::new(server.addr)
+    })
+    .unwrap();
+    let mut stream = client
+        .background(BackgroundRequest { processes: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.next().await.unwrap().unwrap();
+    // The only stream of this connection is taken: a second call cannot start in time.
+    assert!(client.hello(hello(1)).await.is_err());
+    drop(stream);
+    let mut ok = false;
+    for _ in 0..100 {
+        if client.hello(hello(1)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the stream is free again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deadline_ends_background_and_stops_its_workers() {
+    let mut config = test_config();
+    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let server = start(config).await;
+    let client = connect(&ClientOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..ClientOptions::new(server.addr)
+    })
+    .unwrap();
+    let mut stream = client
+        .background(BackgroundRequest { processes: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.next().await.unwrap().unwrap();
+    let status = within(stream.next())
+        .await
+        .expect("an end")
+        .expect_err("deadline");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(server.workers_settle().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deadline_ends_a_conversation() {
+    let server = start(test_config()).await;
+    let client = connect(&ClientOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..ClientOptions::new(server.addr)
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel(1);
+    let mut replies = client
+        .talk(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(TalkRequest {
+        message: "hello".into(),
+    })
+    .await
+    .unwrap();
+    replies.next().await.unwrap().unwrap();
+    let status = within(replies.next())
+        .await
+        .expect("an end")
+        .expect_err("deadline");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    drop(tx);
+    server.stop().await;
+}
