@@ -3,6 +3,7 @@
 
 mod auth;
 mod background;
+mod binary;
 mod common;
 mod health;
 mod hello;

@@ -1,0 +1,178 @@
+//! The server binary itself: flags, startup errors, accept errors, signals.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use basic_service::client::{ClientOptions, connect};
+use volo_gen::basic::service::v1::HelloRequest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_basic-service");
+
+/// Starts the binary through `sh` (for `ulimit`) and reads its listen address from the
+/// JSON log. The child is killed if the test fails before [`stop`].
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(fd_limit: Option<u32>, extra: &[&str]) -> Self {
+        let ulimit = fd_limit
+            .map(|n| format!("ulimit -n {n} && "))
+            .unwrap_or_default();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{ulimit}exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read log");
+            if line.contains("listening") {
+                let start = line.find("\"addr\":\"").expect("addr field") + 8;
+                let end = start + line[start..].find('"').expect("addr end");
+                break line[start..end].parse().expect("addr parses");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut log) = sink.lock() {
+                    log.push(line);
+                }
+            }
+        });
+        Self { child, addr, log }
+    }
+
+    /// SIGTERM, then the exit status (waits at most 30 s). Async, so that the test's
+    /// own runtime keeps running its client connections (they must see the GOAWAY).
+    async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn hello(addr: SocketAddr) -> Result<(), volo_grpc::Status> {
+    let client = connect(&ClientOptions {
+        timeout: Some(Duration::from_secs(5)),
+        ..ClientOptions::new(addr)
+    })
+    .expect("client");
+    client
+        .hello(HelloRequest {
+            message: "bin".into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_with_exit_code_zero() {
+    let server = Server::start(None, &[]);
+    hello(server.addr).await.expect("serves");
+    assert!(server.stop().await.success());
+}
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_does_not_stop_the_server() {
+    let server = Server::start(Some(64), &[]);
+    hello(server.addr).await.expect("serves before");
+    // Hold more connections than the server has descriptors: accept fails for a while.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(conn) = tokio::net::TcpStream::connect(server.addr).await {
+            held.push(conn);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+    // Once descriptors are free again, the same server answers.
+    let mut ok = false;
+    for _ in 0..100 {
+        if hello(server.addr).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the server recovered from accept errors");
+    let saw_failure = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("accept failed"));
+    assert!(saw_failure, "the descriptor limit was actually hit");
+    assert!(server.stop().await.success());
+}
+
+#[test]
+fn bad_flag_values_are_refused_at_startup() {
+    for (flags, needle) in [
+        (&["--sim-failure-rate", "2"][..], "--sim-failure-rate"),
+        (
+            &["--sim-delay-min-ms", "10", "--sim-delay-max-ms", "1"][..],
+            "--sim-delay-min-ms",
+        ),
+        (&["--addr", "nowhere"][..], "--addr"),
+        (
+            &[
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.key",
+            ][..],
+            "nonexistent",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(flags)
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .env("BASIC_ADDR", "127.0.0.1:0")
+            .output()
+            .expect("run binary");
+        assert!(!out.status.success(), "{flags:?} must fail");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(needle), "{flags:?}: {text}");
+    }
+}
