@@ -5,5 +5,6 @@ mod background;
 mod common;
 mod hello;
 mod layers;
+mod reflection;
 mod shutdown;
 mod talk;
