@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::{config::ConfigError, eliza::ScriptError};
+use crate::{config::ConfigError, eliza::ScriptError, reflection::ReflectionError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Tls(#[from] crate::net::TlsError),
+    #[error(transparent)]
+    Reflection(#[from] ReflectionError),
     #[error("cannot listen: {0}")]
     Listen(#[source] std::io::Error),
     #[error("server failed: {0}")]

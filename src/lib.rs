@@ -10,6 +10,8 @@
 //! - [`layers`]: middleware around every call (request ids, access log, metrics, panics,
 //!   auth, load shedding, deadlines, message size).
 //! - [`health`]: `grpc.health.v1.Health`. [`metrics`]: the Prometheus endpoint.
+//! - [`reflection`]: gRPC server reflection (v1 and v1alpha) from the generated descriptors,
+//!   so grpcurl and similar tools work without the `.proto` files.
 //! - [`net`]: accepting connections (TLS handshakes off the accept path, accept retry).
 //! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
 //! - [`simulator`]: the simulated service calls behind Background.
@@ -28,11 +30,13 @@ pub mod health;
 pub mod layers;
 pub mod metrics;
 pub mod net;
+pub mod reflection;
 pub mod server;
 pub mod simulator;
 
 pub use config::{Args, Config, LogFormat};
 pub use error::ServerError;
 pub use handlers::BasicHandler;
+pub use reflection::Reflection;
 pub use server::BasicServer;
 pub use simulator::Simulator;

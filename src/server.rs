@@ -15,7 +15,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use volo_gen::{
     basic::v1::{BasicService, BasicServiceServer},
-    grpc::health::v1::HealthServer,
+    grpc::{
+        health::v1::HealthServer,
+        reflection::{v1, v1alpha},
+    },
 };
 use volo_grpc::{
     codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
@@ -33,6 +36,7 @@ use crate::{
         MetricsLayer, RequestIdLayer,
     },
     net::{Acceptor, tls_config},
+    reflection::Reflection,
     simulator::Simulator,
 };
 
@@ -47,12 +51,13 @@ pub struct BasicServer<S = BasicHandler> {
     config: Config,
     service: S,
     simulator: Simulator,
+    reflection: Reflection,
     streams_end: CancellationToken,
     metrics_listener: Option<TcpListener>,
 }
 
 impl BasicServer<BasicHandler> {
-    /// Prepares a server: loads the ELIZA script and the simulator.
+    /// Prepares a server: loads the ELIZA script, the simulator and the reflection index.
     pub fn new(config: Config) -> Result<Self, ServerError> {
         let script = match &config.eliza_script {
             None => Script::doctor(),
@@ -70,6 +75,7 @@ impl BasicServer<BasicHandler> {
         };
         let simulator = Simulator::new(config.sim.clone());
         let streams_end = CancellationToken::new();
+        let reflection = Reflection::for_basic_server()?.with_streams_end(streams_end.clone());
         let service = BasicHandler {
             simulator: simulator.clone(),
             script,
@@ -81,6 +87,7 @@ impl BasicServer<BasicHandler> {
             config,
             service,
             simulator,
+            reflection,
             streams_end,
             metrics_listener: None,
         })
@@ -97,6 +104,7 @@ where
             config: self.config,
             service: f(self.service),
             simulator: self.simulator,
+            reflection: self.reflection,
             streams_end: self.streams_end,
             metrics_listener: self.metrics_listener,
         }
@@ -177,7 +185,14 @@ where
                     .send_compressions(compressions())
                     .build(),
             )
-            .add_service(ServiceBuilder::new(HealthServer::new(health)).build());
+            .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
+            .add_service(
+                ServiceBuilder::new(v1::ServerReflectionServer::new(self.reflection.clone()))
+                    .build(),
+            )
+            .add_service(
+                ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection)).build(),
+            );
 
         let incoming = Acceptor::new(listener, tls.clone(), config.tls_handshake_timeout)
             .map_err(ServerError::Listen)?;

@@ -63,6 +63,6 @@ impl BasicService for BasicHandler {
 }
 
 /// The status open streams end with when the server stops before they finish.
-fn shutting_down() -> Status {
+pub(crate) fn shutting_down() -> Status {
     Status::unavailable("server is shutting down; retry the call")
 }

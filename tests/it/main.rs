@@ -10,6 +10,7 @@ mod hello;
 mod layers;
 mod limits;
 mod metrics;
+mod reflection;
 mod scale;
 mod shutdown;
 mod talk;
