@@ -82,7 +82,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     while take() {
                         let t = Instant::now();
                         client
-                            .hello(HelloRequest { message: "load".into() })
+                            .hello(HelloRequest {
+                                message: "load".into(),
+                            })
                             .await
                             .map_err(|s| anyhow!("{}", describe(&s)))?;
                         latencies.push(t.elapsed());
@@ -97,9 +99,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .into_inner();
                     while take() {
                         let t = Instant::now();
-                        tx.send(TalkRequest { message: "I am unhappy with my father.".into() })
-                            .await
-                            .map_err(|_| anyhow!("talk stream closed"))?;
+                        tx.send(TalkRequest {
+                            message: "I am unhappy with my father.".into(),
+                        })
+                        .await
+                        .map_err(|_| anyhow!("talk stream closed"))?;
                         replies
                             .next()
                             .await

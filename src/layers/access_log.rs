@@ -16,22 +16,9 @@ use volo_grpc::{
 
 use super::{GrpcService, RequestId, body::Observed};
 
-/// Logs every call once it ends.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLogLayer;
-
-impl<S> motore::layer::Layer<S> for AccessLogLayer {
-    type Service = AccessLog<S>;
-
-    fn layer(self, inner: S) -> Self::Service {
-        AccessLog { inner }
-    }
-}
-
-/// See [`AccessLogLayer`].
-#[derive(Debug, Clone)]
-pub struct AccessLog<S> {
-    inner: S,
+super::plain_layer! {
+    /// Logs every call once it ends.
+    AccessLogLayer => AccessLog
 }
 
 /// What the log line needs, captured when the call starts.

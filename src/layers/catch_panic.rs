@@ -17,22 +17,9 @@ use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext
 
 use super::GrpcService;
 
-/// Turns panics into INTERNAL.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CatchPanicLayer;
-
-impl<S> motore::layer::Layer<S> for CatchPanicLayer {
-    type Service = CatchPanic<S>;
-
-    fn layer(self, inner: S) -> Self::Service {
-        CatchPanic { inner }
-    }
-}
-
-/// See [`CatchPanicLayer`].
-#[derive(Debug, Clone)]
-pub struct CatchPanic<S> {
-    inner: S,
+super::plain_layer! {
+    /// Turns panics into INTERNAL.
+    CatchPanicLayer => CatchPanic
 }
 
 fn internal() -> Status {

@@ -19,22 +19,9 @@ use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext
 
 use super::GrpcService;
 
-/// Enforces `grpc-timeout` on every call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DeadlineLayer;
-
-impl<S> motore::layer::Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(self, inner: S) -> Self::Service {
-        Deadline { inner }
-    }
-}
-
-/// See [`DeadlineLayer`].
-#[derive(Debug, Clone)]
-pub struct Deadline<S> {
-    inner: S,
+super::plain_layer! {
+    /// Enforces `grpc-timeout` on every call.
+    DeadlineLayer => Deadline
 }
 
 fn expired() -> Status {

@@ -11,22 +11,9 @@ use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext
 
 use super::{GrpcService, access_log::code_name, body::Observed};
 
-/// Records every call's outcome and duration.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MetricsLayer;
-
-impl<S> motore::layer::Layer<S> for MetricsLayer {
-    type Service = Metrics<S>;
-
-    fn layer(self, inner: S) -> Self::Service {
-        Metrics { inner }
-    }
-}
-
-/// See [`MetricsLayer`].
-#[derive(Debug, Clone)]
-pub struct Metrics<S> {
-    inner: S,
+super::plain_layer! {
+    /// Records every call's outcome and duration.
+    MetricsLayer => Metrics
 }
 
 /// Methods whose response is a stream.

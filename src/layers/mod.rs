@@ -6,6 +6,31 @@
 //! [`crate::server`] assembles them; the order a request passes through is written
 //! there once.
 
+/// Declares a layer with no configuration: the unit struct `$layer`, which wraps a
+/// service `S` in `$service { inner: S }`. The file then implements the service.
+macro_rules! plain_layer {
+    ($(#[$doc:meta])* $layer:ident => $service:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $layer;
+
+        impl<S> motore::layer::Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(self, inner: S) -> Self::Service {
+                $service { inner }
+            }
+        }
+
+        #[doc = concat!("The service [`", stringify!($layer), "`] wraps around `S`.")]
+        #[derive(Debug, Clone)]
+        pub struct $service<S> {
+            inner: S,
+        }
+    };
+}
+use plain_layer;
+
 pub mod access_log;
 pub mod auth;
 pub mod body;

@@ -23,22 +23,9 @@ const MAX_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub FastStr);
 
-/// Adds [`RequestId`] handling to every call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
-
-impl<S> motore::layer::Layer<S> for RequestIdLayer {
-    type Service = RequestIdService<S>;
-
-    fn layer(self, inner: S) -> Self::Service {
-        RequestIdService { inner }
-    }
-}
-
-/// See [`RequestIdLayer`].
-#[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
-    inner: S,
+super::plain_layer! {
+    /// Adds [`RequestId`] handling to every call.
+    RequestIdLayer => RequestIdService
 }
 
 impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for RequestIdService<S> {

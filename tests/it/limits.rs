@@ -15,6 +15,17 @@ fn hello(size: usize) -> HelloRequest {
     }
 }
 
+/// Whether a Hello succeeds within about 2 s (capacity is released asynchronously).
+async fn hello_soon_ok(client: &basic_service::client::BasicServiceClient) -> bool {
+    for _ in 0..100 {
+        if client.hello(hello(1)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn messages_over_the_limit_are_resource_exhausted() {
     let mut config = test_config();
@@ -102,15 +113,10 @@ async fn over_the_in_flight_limit_calls_fail_fast() {
     drop(open);
     assert_eq!(server.workers_settle().await, 0);
     // Permits come back when streams end.
-    let mut ok = false;
-    for _ in 0..100 {
-        if client.hello(hello(1)).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ok, "calls are admitted again once the streams are gone");
+    assert!(
+        hello_soon_ok(&client).await,
+        "calls are admitted again once the streams are gone"
+    );
     server.stop().await;
 }
 
@@ -134,15 +140,7 @@ async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
     // The only stream of this connection is taken: a second call cannot start in time.
     assert!(client.hello(hello(1)).await.is_err());
     drop(stream);
-    let mut ok = false;
-    for _ in 0..100 {
-        if client.hello(hello(1)).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ok, "the stream is free again");
+    assert!(hello_soon_ok(&client).await, "the stream is free again");
     server.stop().await;
 }
 
