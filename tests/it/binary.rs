@@ -143,6 +143,25 @@ async fn running_out_of_file_descriptors_does_not_stop_the_server() {
 }
 
 #[test]
+fn a_malformed_eliza_script_is_refused_with_line_and_column() {
+    let path = std::env::temp_dir().join(format!("bad-{}.script", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &path,
+        "(HELLO)\nSTART\n(SORRY 0 ((0) (PLEASE DONT APOLOGIZE))\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--addr", "127.0.0.1:0", "--eliza-script"])
+        .arg(&path)
+        .output()
+        .expect("run binary");
+    let _ = std::fs::remove_file(&path);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("line 3, column"), "{text}");
+}
+
+#[test]
 fn bad_flag_values_are_refused_at_startup() {
     for (flags, needle) in [
         (&["--sim-failure-rate", "2"][..], "--sim-failure-rate"),

@@ -7,6 +7,7 @@ mod binary;
 mod common;
 mod health;
 mod hello;
+mod keepalive;
 mod layers;
 mod limits;
 mod metrics;
