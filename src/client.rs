@@ -31,7 +31,7 @@ use crate::net::{TlsError, load_certs, load_key, provider};
 pub enum AddrError {
     #[error("no address given")]
     Empty,
-    #[error("cannot resolve {addr:?}: {source}")]
+    #[error("cannot resolve {addr:?}")]
     Resolve {
         addr: String,
         #[source]
@@ -187,7 +187,7 @@ impl ClientArgs {
 /// Why a client could not be built from its flags.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("--addr: {0}")]
+    #[error("--addr")]
     Addr(#[from] AddrError),
     #[error("--timeout-secs must be a positive number of seconds, got {0}")]
     Timeout(f64),

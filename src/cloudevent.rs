@@ -56,7 +56,7 @@ pub enum AnyError {
         expected: &'static str,
         found: FastStr,
     },
-    #[error("Any payload is not a valid {name}: {source}")]
+    #[error("Any payload is not a valid {name}")]
     Decode {
         name: &'static str,
         #[source]

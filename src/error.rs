@@ -12,13 +12,13 @@ use crate::{config::ConfigError, eliza::ScriptError, reflection::ReflectionError
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot read ELIZA script {path}: {source}")]
+    #[error("cannot read ELIZA script {path}")]
     ReadScript {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid ELIZA script {path}: {source}")]
+    #[error("invalid ELIZA script {path}")]
     Script {
         path: PathBuf,
         #[source]
@@ -28,8 +28,8 @@ pub enum ServerError {
     Tls(#[from] crate::net::TlsError),
     #[error(transparent)]
     Reflection(#[from] ReflectionError),
-    #[error("cannot listen: {0}")]
+    #[error("cannot listen")]
     Listen(#[source] std::io::Error),
-    #[error("server failed: {0}")]
+    #[error("server failed")]
     Serve(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

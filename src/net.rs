@@ -29,7 +29,7 @@ use volo::net::{
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Pem {
         path: String,
         #[source]
@@ -37,9 +37,9 @@ pub enum TlsError {
     },
     #[error("{0} holds no certificate")]
     NoCertificate(String),
-    #[error("invalid TLS configuration: {0}")]
+    #[error("invalid TLS configuration")]
     Rustls(#[from] rustls::Error),
-    #[error("invalid client CA: {0}")]
+    #[error("invalid client CA")]
     ClientCa(#[from] rustls::server::VerifierBuilderError),
 }
 

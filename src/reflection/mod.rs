@@ -30,7 +30,7 @@ pub const SERVICES: [&str; 4] = [
 /// Why the reflection index could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ReflectionError {
-    #[error("reflection: cannot serialize the descriptor of {file}: {source}")]
+    #[error("reflection: cannot serialize the descriptor of {file}")]
     Encode {
         file: String,
         #[source]
