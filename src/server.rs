@@ -33,7 +33,7 @@ use crate::{
     health::HealthReporter,
     layers::{
         AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
-        MetricsLayer, RequestIdLayer,
+        MetricsLayer, RequestIdLayer, ShareLayer,
     },
     net::{Acceptor, tls_config},
     reflection::Reflection,
@@ -167,14 +167,16 @@ where
         // MessageSize (HTTP body) -> RequestId -> AccessLog -> Metrics -> CatchPanic
         //   -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
         // Logging and metrics come first so they see every outcome, refusals included.
+        // ShareLayer only makes volo's per-request clone of this stack cheap.
         let server = Server::new()
             .http2_max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(config.keepalive_interval)
             .http2_keepalive_timeout(config.keepalive_timeout)
             .layer_tower(MessageSizeLayer::new(config.max_message_bytes))
+            .layer(ShareLayer)
             .layer(RequestIdLayer)
             .layer(AccessLogLayer)
-            .layer(MetricsLayer)
+            .layer(MetricsLayer::new())
             .layer(CatchPanicLayer)
             .layer(AuthLayer::new(config.auth_token.as_deref()))
             .layer(LoadShedLayer::new(config.max_in_flight))

@@ -24,7 +24,7 @@ super::plain_layer! {
 /// What the log line needs, captured when the call starts.
 struct Entry {
     method: FastStr,
-    peer: FastStr,
+    peer: Peer,
     request_id: FastStr,
     start: Instant,
 }
@@ -53,6 +53,10 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
+        // Filtered out (e.g. RUST_LOG=access=off): no entry, no body wrapper.
+        if !tracing::enabled!(target: "access", tracing::Level::WARN) {
+            return self.inner.call(cx, req).await;
+        }
         let entry = Entry {
             method: cx.rpc_info().method().clone(),
             peer: peer(cx, &req),
@@ -75,15 +79,31 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
 
 /// The caller's address as volo reports it: from the connection for volo clients, else
 /// from the `rip` header volo adds (which a non-volo client could also send: log only).
-fn peer(cx: &ServerContext, req: &Request<BoxBody>) -> FastStr {
+/// Kept unformatted until the line is written.
+enum Peer {
+    Addr(volo::net::Address),
+    Header(FastStr),
+    Unknown,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Addr(addr) => addr.fmt(f),
+            Peer::Header(text) => f.write_str(text),
+            Peer::Unknown => f.write_str("-"),
+        }
+    }
+}
+
+fn peer(cx: &ServerContext, req: &Request<BoxBody>) -> Peer {
     if let Some(addr) = cx.rpc_info().caller().address() {
-        return FastStr::new(addr.to_string());
+        return Peer::Addr(addr);
     }
     req.metadata()
         .get(HEADER_TRANS_REMOTE_ADDR)
         .and_then(|v| v.to_str().ok())
-        .map(FastStr::new)
-        .unwrap_or_else(|| FastStr::from_static_str("-"))
+        .map_or(Peer::Unknown, |v| Peer::Header(FastStr::new(v)))
 }
 
 /// The canonical upper-case name of a gRPC code, as other gRPC stacks log it.

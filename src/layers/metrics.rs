@@ -2,30 +2,139 @@
 //!
 //! Like the access log, a call is counted when its final status is known (for streams,
 //! when the stream ends). Names are listed in [`crate::metrics`].
+//!
+//! Metric handles for the service's own methods are looked up once per layer and kept,
+//! so a call costs a few atomic updates, not a registry lookup with label allocation.
+//! Other paths (unknown methods) take the slow path.
 
-use std::time::Instant;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use volo::context::Context as _;
-use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext};
+use volo_grpc::{Code, Request, Response, Status, body::BoxBody, context::ServerContext};
 
 use super::{GrpcService, access_log::code_name, body::Observed};
 
-super::plain_layer! {
-    /// Records every call's outcome and duration.
-    MetricsLayer => Metrics
+/// Methods served here, and whether their response is a stream.
+const METHODS: [(&str, bool); 7] = [
+    ("/basic.v1.BasicService/Hello", false),
+    ("/basic.v1.BasicService/Talk", true),
+    ("/basic.v1.BasicService/Background", true),
+    ("/grpc.health.v1.Health/Check", false),
+    ("/grpc.health.v1.Health/Watch", true),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        true,
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        true,
+    ),
+];
+
+/// The 17 gRPC codes, 0..=16.
+const CODES: usize = 17;
+
+/// Handles of one method, created on first use (after the recorder is installed).
+struct MethodMetrics {
+    method: &'static str,
+    streaming: bool,
+    duration: OnceLock<Histogram>,
+    calls: [OnceLock<Counter>; CODES],
 }
 
-/// Methods whose response is a stream.
-fn is_streaming(method: &str) -> bool {
-    matches!(
-        method,
-        "/basic.v1.BasicService/Talk"
-            | "/basic.v1.BasicService/Background"
-            | "/grpc.health.v1.Health/Watch"
-            | "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
-            | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
-    )
+impl MethodMetrics {
+    fn record(&self, code: Code, seconds: f64) {
+        let index = i32::from(code);
+        let counter = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.calls.get(i))
+            .map(|cell| {
+                cell.get_or_init(|| {
+                    counter!("basic_rpc_total", "method" => self.method, "code" => code_name(code))
+                })
+            });
+        match counter {
+            Some(counter) => counter.increment(1),
+            None => counter!("basic_rpc_total", "method" => self.method, "code" => code_name(code))
+                .increment(1),
+        }
+        self.duration
+            .get_or_init(|| histogram!("basic_rpc_duration_seconds", "method" => self.method))
+            .record(seconds);
+    }
+}
+
+struct Handles {
+    methods: Vec<MethodMetrics>,
+    in_flight: OnceLock<Gauge>,
+    streams_open: OnceLock<Gauge>,
+}
+
+impl Handles {
+    fn in_flight(&self) -> &Gauge {
+        self.in_flight.get_or_init(|| gauge!("basic_rpc_in_flight"))
+    }
+
+    fn streams_open(&self) -> &Gauge {
+        self.streams_open
+            .get_or_init(|| gauge!("basic_streams_open"))
+    }
+}
+
+/// Records every call's outcome and duration.
+#[derive(Clone)]
+pub struct MetricsLayer {
+    handles: Arc<Handles>,
+}
+
+impl Default for MetricsLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsLayer {
+    /// A layer with its own handle cache.
+    pub fn new() -> Self {
+        let methods = METHODS
+            .iter()
+            .map(|&(method, streaming)| MethodMetrics {
+                method,
+                streaming,
+                duration: OnceLock::new(),
+                calls: std::array::from_fn(|_| OnceLock::new()),
+            })
+            .collect();
+        Self {
+            handles: Arc::new(Handles {
+                methods,
+                in_flight: OnceLock::new(),
+                streams_open: OnceLock::new(),
+            }),
+        }
+    }
+}
+
+impl<S> motore::layer::Layer<S> for MetricsLayer {
+    type Service = Metrics<S>;
+
+    fn layer(self, inner: S) -> Self::Service {
+        Metrics {
+            inner,
+            handles: self.handles,
+        }
+    }
+}
+
+/// See [`MetricsLayer`].
+#[derive(Clone)]
+pub struct Metrics<S> {
+    inner: S,
+    handles: Arc<Handles>,
 }
 
 impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Metrics<S> {
@@ -37,22 +146,35 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Metric
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
-        let method = cx.rpc_info().method().clone();
-        let streaming = is_streaming(&method);
         let start = Instant::now();
-        gauge!("basic_rpc_in_flight").increment(1.0);
+        let path = cx.rpc_info().method();
+        let known = self
+            .handles
+            .methods
+            .iter()
+            .position(|m| m.method == path.as_str());
+        let unknown_path = known.is_none().then(|| path.to_string());
+        let streaming = known.is_some_and(|i| self.handles.methods[i].streaming);
+        let handles = Arc::clone(&self.handles);
+        handles.in_flight().increment(1.0);
         if streaming {
-            gauge!("basic_streams_open").increment(1.0);
+            handles.streams_open().increment(1.0);
         }
-        let finish = move |code| {
-            gauge!("basic_rpc_in_flight").decrement(1.0);
+        let finish = move |code: Code| {
+            handles.in_flight().decrement(1.0);
             if streaming {
-                gauge!("basic_streams_open").decrement(1.0);
+                handles.streams_open().decrement(1.0);
             }
-            counter!("basic_rpc_total", "method" => method.to_string(), "code" => code_name(code))
-                .increment(1);
-            histogram!("basic_rpc_duration_seconds", "method" => method.to_string())
-                .record(start.elapsed().as_secs_f64());
+            let seconds = start.elapsed().as_secs_f64();
+            match (known, unknown_path) {
+                (Some(i), _) => handles.methods[i].record(code, seconds),
+                (None, path) => {
+                    let path = path.unwrap_or_default();
+                    counter!("basic_rpc_total", "method" => path.clone(), "code" => code_name(code))
+                        .increment(1);
+                    histogram!("basic_rpc_duration_seconds", "method" => path).record(seconds);
+                }
+            }
         };
         match self.inner.call(cx, req).await {
             Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, finish))),
