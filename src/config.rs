@@ -101,6 +101,10 @@ pub struct Args {
     #[arg(long, env = "BASIC_KEEPALIVE_TIMEOUT_SECS", default_value_t = 20)]
     pub keepalive_timeout_secs: u64,
 
+    /// Seconds a connection may stay open with no call before it is closed; 0: never.
+    #[arg(long, env = "BASIC_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+
     /// Serve Prometheus metrics on this address (off unless set).
     #[arg(long, env = "BASIC_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -161,6 +165,8 @@ pub struct Config {
     pub keepalive_interval: Option<Duration>,
     /// How long a keepalive ping may go unanswered.
     pub keepalive_timeout: Duration,
+    /// A connection with no call open for this long is closed; `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// Where to serve Prometheus metrics; `None` serves none.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -190,6 +196,7 @@ impl Default for Config {
             max_in_flight: 10_000,
             keepalive_interval: Some(Duration::from_secs(60)),
             keepalive_timeout: Duration::from_secs(20),
+            idle_timeout: Some(Duration::from_secs(600)),
             metrics_addr: None,
         }
     }
@@ -270,6 +277,8 @@ impl TryFrom<&Args> for Config {
             keepalive_interval: (args.keepalive_interval_secs > 0)
                 .then(|| Duration::from_secs(args.keepalive_interval_secs)),
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout_secs),
+            idle_timeout: (args.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(args.idle_timeout_secs)),
             metrics_addr: args.metrics_addr,
         })
     }

@@ -30,6 +30,4 @@ pub enum ServerError {
     Reflection(#[from] ReflectionError),
     #[error("cannot listen")]
     Listen(#[source] std::io::Error),
-    #[error("server failed")]
-    Serve(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

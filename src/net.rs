@@ -7,10 +7,26 @@
 //! in its own task with a timeout; finished connections reach volo through a bounded
 //! channel.
 //!
+//! [`serve_connections`] then runs HTTP/2 on each connection (hyper, as volo does),
+//! which lets the server own what volo's loop does not offer: an idle-connection
+//! timeout (no call open for a while: GOAWAY), a peer address taken from the socket
+//! rather than from a header, and a graceful shutdown that can be bounded.
+//!
 //! [`tls_config`] builds the rustls server configuration: ALPN `h2` (grpc-go clients
 //! insist on it) and, with a client CA, required and verified client certificates.
 
-use std::{fmt, io, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    fmt, io,
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use rustls::{
     ServerConfig,
@@ -18,13 +34,19 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     server::WebPkiClientVerifier,
 };
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, mpsc},
+};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use volo::net::{
     Address,
     conn::{Conn, ConnInfo, ConnStream},
-    incoming::{Incoming, MakeIncoming},
 };
+use volo_grpc::{Status, body::BoxBody, metadata::HEADER_TRANS_REMOTE_ADDR};
+
+use crate::layers::body::Observed;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -195,16 +217,181 @@ async fn accept_loop(
     }
 }
 
-impl Incoming for Acceptor {
-    async fn accept(&mut self) -> io::Result<Option<Conn>> {
-        Ok(self.ready.recv().await)
+impl Acceptor {
+    /// The next ready connection; `None` once the accept task has stopped.
+    pub async fn accept(&mut self) -> Option<Conn> {
+        self.ready.recv().await
     }
 }
 
-impl MakeIncoming for Acceptor {
-    type Incoming = Acceptor;
+/// HTTP/2 settings of every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Http2Settings {
+    /// Streams (calls) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Ping interval; `None` sends no pings.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is dropped.
+    pub keepalive_timeout: Duration,
+    /// A connection with no call open for this long is closed (GOAWAY); `None`: never.
+    pub idle_timeout: Option<Duration>,
+}
 
-    async fn make_incoming(self) -> io::Result<Self::Incoming> {
-        Ok(self)
+/// Flow-control windows and buffers: volo-grpc's defaults.
+const WINDOW: u32 = 1024 * 1024;
+const MAX_SEND_BUF: usize = 400 * 1024;
+const MAX_HEADER_LIST: u32 = 16 << 20;
+
+/// Serves every accepted connection until `stop_accepting` is cancelled.
+///
+/// Each connection runs in a task of `connections`; cancelling `closing` makes them all
+/// shut down gracefully (GOAWAY, then finish their open calls).
+pub async fn serve_connections<S>(
+    mut incoming: Acceptor,
+    service: S,
+    settings: Http2Settings,
+    stop_accepting: CancellationToken,
+    connections: TaskTracker,
+    closing: CancellationToken,
+) where
+    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let conn = tokio::select! {
+            () = stop_accepting.cancelled() => return,
+            conn = incoming.accept() => conn,
+        };
+        let Some(conn) = conn else { return };
+        connections.spawn(serve_connection(
+            conn,
+            service.clone(),
+            settings,
+            closing.clone(),
+        ));
+    }
+}
+
+async fn serve_connection<S>(
+    conn: Conn,
+    service: S,
+    settings: Http2Settings,
+    closing: CancellationToken,
+) where
+    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // The peer as the socket reports it; it replaces whatever a client put in the header.
+    let peer = conn
+        .info
+        .peer_addr
+        .as_ref()
+        .and_then(|addr| http::HeaderValue::from_str(&addr.to_string()).ok());
+    let activity = Arc::new(Activity::default());
+    let calls = Arc::clone(&activity);
+    let hyper_service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            match &peer {
+                Some(peer) => {
+                    req.headers_mut()
+                        .insert(HEADER_TRANS_REMOTE_ADDR, peer.clone());
+                }
+                None => {
+                    req.headers_mut().remove(HEADER_TRANS_REMOTE_ADDR);
+                }
+            }
+            let mut service = service.clone();
+            let calls = Arc::clone(&calls);
+            calls.begin();
+            async move {
+                match service.call(req.map(volo_grpc::body::boxed)).await {
+                    Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, move |_| calls.end()))),
+                    Err(status) => {
+                        calls.end();
+                        Err(status)
+                    }
+                }
+            }
+        });
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .max_send_buf_size(MAX_SEND_BUF)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout);
+    let connection = builder.serve_connection(TokioIo::new(conn), hyper_service);
+    tokio::pin!(connection);
+    let mut going_away = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                return;
+            }
+            () = closing.cancelled(), if !going_away => {
+                connection.as_mut().graceful_shutdown();
+                going_away = true;
+            }
+            () = activity.idle(settings.idle_timeout), if !going_away => {
+                tracing::debug!("closing idle connection");
+                connection.as_mut().graceful_shutdown();
+                going_away = true;
+            }
+        }
+    }
+}
+
+/// Open calls on one connection, to tell when it has been idle long enough.
+#[derive(Debug, Default)]
+struct Activity {
+    open: AtomicUsize,
+    /// Calls started so far: a call that comes and goes within the timeout resets it.
+    started: AtomicU64,
+    /// Woken when the last open call ends.
+    quiet: Notify,
+}
+
+impl Activity {
+    fn begin(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.quiet.notify_one();
+        }
+    }
+
+    /// Completes once no call has been open for `timeout`; never with `None`.
+    async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            if self.open.load(Ordering::Acquire) == 0 {
+                let seen = self.started.load(Ordering::Relaxed);
+                tokio::time::sleep(timeout).await;
+                if self.open.load(Ordering::Acquire) == 0
+                    && self.started.load(Ordering::Relaxed) == seen
+                {
+                    return;
+                }
+            } else {
+                self.quiet.notified().await;
+            }
+        }
     }
 }

@@ -2,6 +2,9 @@
 //!
 //! [`BasicServer::serve`] takes an already bound listener and a shutdown future, like
 //! mini-redis's `server::run`: the binary passes SIGINT/SIGTERM, tests pass a oneshot.
+//! It assembles volo-grpc's parts itself (router, `MetaService`, our layers) and runs
+//! them on connections from [`crate::net`], rather than through volo's `Server`, whose
+//! accept loop has no idle timeout, blocks on TLS handshakes and cannot bound shutdown.
 //!
 //! Shutdown: when the future completes the server stops accepting, tells clients to go
 //! away (HTTP/2 GOAWAY) and lets open calls finish for the grace period. Then it tells
@@ -13,6 +16,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use volo_gen::{
     basic::v1::{BasicService, BasicServiceServer},
     grpc::{
@@ -21,8 +25,10 @@ use volo_gen::{
     },
 };
 use volo_grpc::{
+    body::BoxBody,
     codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
-    server::{Server, ServiceBuilder},
+    server::{MetaService, Router, ServiceBuilder},
+    tracing::DefaultProvider,
 };
 
 use crate::{
@@ -35,7 +41,7 @@ use crate::{
         AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
         MetricsLayer, RequestIdLayer, ShareLayer,
     },
-    net::{Acceptor, tls_config},
+    net::{Acceptor, Http2Settings, serve_connections, tls_config},
     reflection::Reflection,
     simulator::Simulator,
 };
@@ -163,24 +169,7 @@ where
             ]
         };
 
-        // A request passes the layers in this order:
-        // MessageSize (HTTP body) -> RequestId -> AccessLog -> Metrics -> CatchPanic
-        //   -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
-        // Logging and metrics come first so they see every outcome, refusals included.
-        // ShareLayer only makes volo's per-request clone of this stack cheap.
-        let server = Server::new()
-            .http2_max_concurrent_streams(config.max_concurrent_streams)
-            .http2_keepalive_interval(config.keepalive_interval)
-            .http2_keepalive_timeout(config.keepalive_timeout)
-            .layer_tower(MessageSizeLayer::new(config.max_message_bytes))
-            .layer(ShareLayer)
-            .layer(RequestIdLayer)
-            .layer(AccessLogLayer)
-            .layer(MetricsLayer::new())
-            .layer(CatchPanicLayer)
-            .layer(AuthLayer::new(config.auth_token.as_deref()))
-            .layer(LoadShedLayer::new(config.max_in_flight))
-            .layer(DeadlineLayer)
+        let router = Router::<BoxBody>::new()
             .add_service(
                 ServiceBuilder::new(BasicServiceServer::new(self.service))
                     .accept_compressions(compressions())
@@ -195,16 +184,45 @@ where
             .add_service(
                 ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection)).build(),
             );
+        // A request passes the layers in this order:
+        // MessageSize (HTTP body) -> volo's MetaService -> RequestId -> AccessLog -> Metrics
+        //   -> CatchPanic -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
+        // Logging and metrics come first so they see every outcome, refusals included.
+        // ShareLayer only makes the per-request clone of this stack cheap.
+        let layers = motore::builder::ServiceBuilder::new()
+            .layer(ShareLayer)
+            .layer(RequestIdLayer)
+            .layer(AccessLogLayer)
+            .layer(MetricsLayer::new())
+            .layer(CatchPanicLayer)
+            .layer(AuthLayer::new(config.auth_token.as_deref()))
+            .layer(LoadShedLayer::new(config.max_in_flight))
+            .layer(DeadlineLayer)
+            .service(router);
+        let service = tower::Layer::layer(
+            &MessageSizeLayer::new(config.max_message_bytes),
+            MetaService::new(layers, DefaultProvider),
+        );
+        let settings = Http2Settings {
+            max_concurrent_streams: config.max_concurrent_streams,
+            keepalive_interval: config.keepalive_interval,
+            keepalive_timeout: config.keepalive_timeout,
+            idle_timeout: config.idle_timeout,
+        };
 
         let incoming = Acceptor::new(listener, tls.clone(), config.tls_handshake_timeout)
             .map_err(ServerError::Listen)?;
-        let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = server.run_with_shutdown(incoming, async move {
-            // A dropped sender means the same as a send: stop.
-            let _ = accepting_stopped.await;
-            Ok(())
-        });
-        tokio::pin!(serving);
+        let connections = TaskTracker::new();
+        let stop_accepting = CancellationToken::new();
+        let closing = CancellationToken::new();
+        let accepting = tokio::spawn(serve_connections(
+            incoming,
+            service,
+            settings,
+            stop_accepting.clone(),
+            connections.clone(),
+            closing.clone(),
+        ));
         tracing::info!(
             %addr,
             tls = tls.is_some(),
@@ -213,28 +231,31 @@ where
             "basic.v1.BasicService listening"
         );
 
-        tokio::select! {
-            result = &mut serving => return result.map_err(ServerError::Serve),
-            () = shutdown => {}
-        }
+        shutdown.await;
         tracing::info!(
             grace_secs = grace.as_secs_f64(),
             "shutting down: letting open calls finish"
         );
         health_reporter.set_not_serving();
-        // The receiver lives inside `serving`, which is still alive here.
-        let _ = stop_accepting.send(());
-        match tokio::time::timeout(grace, &mut serving).await {
-            Ok(result) => result.map_err(ServerError::Serve)?,
-            Err(_) => {
-                tracing::warn!("grace period over: ending open streams with UNAVAILABLE");
-                self.streams_end.cancel();
-                if tokio::time::timeout(FINAL_FLUSH, &mut serving)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("some connections did not close in time; stopping anyway");
-                }
+        stop_accepting.cancel();
+        // The accept loop only ends on `stop_accepting`; a panic there is a bug, logged.
+        if let Err(err) = accepting.await {
+            tracing::error!(%err, "accept loop failed");
+        }
+        // GOAWAY on every connection: no new calls, open ones may finish.
+        closing.cancel();
+        connections.close();
+        if tokio::time::timeout(grace, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: ending open streams with UNAVAILABLE");
+            self.streams_end.cancel();
+            if tokio::time::timeout(FINAL_FLUSH, connections.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some connections did not close in time; stopping anyway");
             }
         }
         drop(metrics);
