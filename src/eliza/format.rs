@@ -178,7 +178,8 @@ fn is_attached_punctuation(token: &str) -> bool {
 /// Sentence case, `I` and `I'...` capitalised, no space before `,` or `.`, a
 /// standalone `'` quotes the words up to the next one (`' 4 '` becomes `'...'`).
 pub(crate) fn render<'a>(tokens: impl IntoIterator<Item = &'a str>, terminal: Terminal) -> String {
-    let mut out = String::new();
+    // Replies are short: one allocation for almost all of them.
+    let mut out = String::with_capacity(96);
     let mut capitalize = true;
     let mut glue = true;
     let mut quote_open = false;
@@ -225,6 +226,19 @@ pub(crate) fn render<'a>(tokens: impl IntoIterator<Item = &'a str>, terminal: Te
 fn push_word(out: &mut String, word: &str, capitalize: bool) {
     let is_i = word.eq_ignore_ascii_case("i") || word.starts_with("I'") || word.starts_with("i'");
     let mut pending = capitalize || is_i;
+    if word.is_ascii() {
+        // The common case (every script word, most input): byte-wise, no Unicode tables.
+        out.reserve(word.len());
+        for b in word.bytes() {
+            if pending && b.is_ascii_alphanumeric() {
+                out.push(char::from(b.to_ascii_uppercase()));
+                pending = false;
+            } else {
+                out.push(char::from(b.to_ascii_lowercase()));
+            }
+        }
+        return;
+    }
     for c in word.chars() {
         if pending && c.is_alphanumeric() {
             out.extend(c.to_uppercase());

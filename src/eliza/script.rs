@@ -12,7 +12,9 @@
 //! reassembly knows whether it is a question. A [`Script`] never changes after
 //! parsing, so one `Arc<Script>` serves every conversation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, OnceLock};
 
 use super::format::{self, Piece, Terminal};
@@ -48,8 +50,10 @@ pub struct Script {
     pub(crate) greeting: String,
     /// Text of every interned word, upper case.
     pub(crate) symbols: Vec<Box<str>>,
-    /// Upper-case word to its symbol: the only lookup the engine does per word.
-    pub(crate) lookup: HashMap<Box<str>, Sym>,
+    /// Upper-case word to its symbol: the only lookup the engine does per word. Fx hashing:
+    /// the map is fixed after parsing, so input words cannot flood it, and it is the
+    /// fastest hash for short keys.
+    pub(crate) lookup: FxHashMap<Box<str>, Sym>,
     /// What the script says about each symbol, indexed like `symbols`.
     pub(crate) words: Vec<WordInfo>,
     /// Keywords in script order, plus NONE (which no input word can reach).
@@ -323,7 +327,7 @@ struct Draft<'a> {
 #[derive(Default)]
 struct Builder {
     symbols: Vec<Box<str>>,
-    lookup: HashMap<Box<str>, Sym>,
+    lookup: FxHashMap<Box<str>, Sym>,
     words: Vec<WordInfo>,
     keywords: Vec<Keyword>,
     rule_count: usize,

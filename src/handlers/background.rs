@@ -65,10 +65,13 @@ fn progress(
     let mut snapshot = SnapshotEncoder::new(timestamp(SystemTime::now()), run.remaining());
     Box::pin(async_stream::stream! {
         yield Ok(snapshot.message(State::STATE_PROCESS, None));
+        // Registered once, not per message (registering takes the token's lock).
+        let ended = streams_end.cancelled_owned();
+        tokio::pin!(ended);
         loop {
             let next = tokio::select! {
                 biased;
-                _ = streams_end.cancelled() => {
+                () = &mut ended => {
                     yield Err(shutting_down());
                     return;
                 }

@@ -22,10 +22,13 @@ pub fn talk(
     Box::pin(async_stream::stream! {
         // Counts this conversation until the stream ends or is dropped.
         let _active = ConversationGauge::open();
+        // Registered once, not per message (registering takes the token's lock).
+        let ended = streams_end.cancelled_owned();
+        tokio::pin!(ended);
         loop {
             let next = tokio::select! {
                 biased;
-                _ = streams_end.cancelled() => {
+                () = &mut ended => {
                     yield Err(shutting_down());
                     break;
                 }

@@ -26,10 +26,13 @@ where
     Resp: Send + 'static,
 {
     Box::pin(async_stream::stream! {
+        // Registered once, not per request (registering takes the token's lock).
+        let ended = reflection.streams_end.clone().cancelled_owned();
+        tokio::pin!(ended);
         loop {
             let next = tokio::select! {
                 biased;
-                _ = reflection.streams_end.cancelled() => {
+                () = &mut ended => {
                     yield Err(shutting_down());
                     break;
                 }
