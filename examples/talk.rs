@@ -55,7 +55,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("> ");
             std::io::stdout().flush()?;
         }
-        let Some(line) = lines.next_line().await? else {
+        // Wait for the next line, unless the server ends the conversation meanwhile
+        // (after a goodbye it does so right after the farewell).
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            end = replies.next() => match end {
+                None => return Ok(()),
+                Some(Err(status)) => bail!("{}", describe(&status)),
+                Some(Ok(reply)) => bail!("unexpected reply {:?}", reply.answer),
+            },
+        };
+        let Some(line) = line else {
             break; // end of input: half-close, the server ends the stream
         };
         if tx
@@ -70,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         match replies.next().await {
             Some(Ok(reply)) => println!("{}", reply.answer),
             Some(Err(status)) => bail!("{}", describe(&status)),
-            None => return Ok(()), // the server said goodbye
+            None => return Ok(()),
         }
     }
     drop(tx);

@@ -49,6 +49,11 @@ pub struct Args {
     #[arg(long, env = "BASIC_MAX_TALK_MESSAGE_BYTES", default_value_t = 4096)]
     pub max_talk_message_bytes: usize,
 
+    /// Seconds to keep serving after SIGINT/SIGTERM while health reports NOT_SERVING, so
+    /// load balancers and probes move traffic away before connections are closed.
+    #[arg(long, env = "BASIC_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    pub shutdown_drain_secs: u64,
+
     /// Seconds that open calls get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "BASIC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -134,6 +139,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("--auth-token must not be empty")]
     EmptyToken,
+    #[error("--{0} is too large")]
+    TooLarge(&'static str),
 }
 
 /// The validated configuration the server runs with.
@@ -167,8 +174,11 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// A connection with no call open for this long is closed; `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// Where to serve Prometheus metrics; `None` serves none.
+    /// Where to serve Prometheus metrics; `None` serves none. (The binary binds it and
+    /// hands the listener to [`crate::BasicServer::metrics_listener`].)
     pub metrics_addr: Option<SocketAddr>,
+    /// Time between reporting NOT_SERVING and closing connections on shutdown.
+    pub shutdown_drain: Duration,
 }
 
 /// PEM files for TLS.
@@ -198,6 +208,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(20),
             idle_timeout: Some(Duration::from_secs(600)),
             metrics_addr: None,
+            shutdown_drain: Duration::ZERO,
         }
     }
 }
@@ -206,49 +217,6 @@ impl TryFrom<&Args> for Config {
     type Error = ConfigError;
 
     fn try_from(args: &Args) -> Result<Self, ConfigError> {
-        if args.max_processes == 0 {
-            return Err(ConfigError::ZeroMaxProcesses);
-        }
-        if args.sim_delay_min_ms > args.sim_delay_max_ms {
-            return Err(ConfigError::DelayRange {
-                min: args.sim_delay_min_ms,
-                max: args.sim_delay_max_ms,
-            });
-        }
-        // `contains` is false for NaN too.
-        if !(0.0..=1.0).contains(&args.sim_failure_rate) {
-            return Err(ConfigError::FailureRate(args.sim_failure_rate));
-        }
-        if args.max_talk_message_bytes == 0 {
-            return Err(ConfigError::ZeroTalkLimit);
-        }
-        for (value, flag) in [
-            (args.max_message_bytes, "max-message-bytes"),
-            (
-                args.max_concurrent_streams as usize,
-                "max-concurrent-streams",
-            ),
-            (args.max_in_flight, "max-in-flight"),
-            (
-                args.tls_handshake_timeout_secs as usize,
-                "tls-handshake-timeout-secs",
-            ),
-            (
-                args.keepalive_timeout_secs as usize,
-                "keepalive-timeout-secs",
-            ),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Zero(flag));
-            }
-        }
-        if args
-            .auth_token
-            .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
-        {
-            return Err(ConfigError::EmptyToken);
-        }
         // clap's `requires` guarantees cert and key come together.
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -258,7 +226,7 @@ impl TryFrom<&Args> for Config {
             }),
             _ => None,
         };
-        Ok(Self {
+        let config = Self {
             max_processes: args.max_processes,
             sim: SimConfig {
                 delay: millis(args.sim_delay_min_ms..=args.sim_delay_max_ms),
@@ -280,7 +248,78 @@ impl TryFrom<&Args> for Config {
             idle_timeout: (args.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(args.idle_timeout_secs)),
             metrics_addr: args.metrics_addr,
-        })
+            shutdown_drain: Duration::from_secs(args.shutdown_drain_secs),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Durations beyond this are refused: they are typos, and some would overflow timers.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Config {
+    /// Checks values that parse but make no sense. [`crate::BasicServer::new`] calls it
+    /// too, so a `Config` built in code gets the same checks as one from flags.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_processes == 0 {
+            return Err(ConfigError::ZeroMaxProcesses);
+        }
+        let (min, max) = (*self.sim.delay.start(), *self.sim.delay.end());
+        if min > max {
+            return Err(ConfigError::DelayRange {
+                min: min.as_millis() as u64,
+                max: max.as_millis() as u64,
+            });
+        }
+        // `contains` is false for NaN too.
+        if !(0.0..=1.0).contains(&self.sim.failure_rate) {
+            return Err(ConfigError::FailureRate(self.sim.failure_rate));
+        }
+        if self.max_talk_message_bytes == 0 {
+            return Err(ConfigError::ZeroTalkLimit);
+        }
+        for (zero, flag) in [
+            (self.max_message_bytes == 0, "max-message-bytes"),
+            (self.max_concurrent_streams == 0, "max-concurrent-streams"),
+            (self.max_in_flight == 0, "max-in-flight"),
+            (
+                self.tls_handshake_timeout.is_zero(),
+                "tls-handshake-timeout-secs",
+            ),
+            (self.keepalive_timeout.is_zero(), "keepalive-timeout-secs"),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero(flag));
+            }
+        }
+        if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::TooLarge("max-in-flight"));
+        }
+        for (duration, flag) in [
+            (Some(max), "sim-delay-max-ms"),
+            (Some(self.shutdown_grace), "shutdown-grace-secs"),
+            (Some(self.shutdown_drain), "shutdown-drain-secs"),
+            (
+                Some(self.tls_handshake_timeout),
+                "tls-handshake-timeout-secs",
+            ),
+            (self.keepalive_interval, "keepalive-interval-secs"),
+            (Some(self.keepalive_timeout), "keepalive-timeout-secs"),
+            (self.idle_timeout, "idle-timeout-secs"),
+        ] {
+            if duration.is_some_and(|d| d > MAX_DURATION) {
+                return Err(ConfigError::TooLarge(flag));
+            }
+        }
+        if self
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::EmptyToken);
+        }
+        Ok(())
     }
 }
 
@@ -349,6 +388,38 @@ mod tests {
     fn tls_key_without_cert_is_refused_by_clap() {
         assert!(Args::try_parse_from(["basic-service", "--tls-key", "k.pem"]).is_err());
         assert!(Args::try_parse_from(["basic-service", "--tls-client-ca", "ca.pem"]).is_err());
+    }
+
+    #[test]
+    fn absurd_durations_and_limits_are_refused() {
+        assert_eq!(
+            parse(&["--keepalive-interval-secs", "99999999999"]).unwrap_err(),
+            ConfigError::TooLarge("keepalive-interval-secs")
+        );
+        let config = Config {
+            max_in_flight: usize::MAX,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate().unwrap_err(),
+            ConfigError::TooLarge("max-in-flight")
+        );
+    }
+
+    #[test]
+    fn a_config_built_in_code_is_checked_too() {
+        let config = Config {
+            sim: SimConfig {
+                failure_rate: f64::NAN,
+                ..SimConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::FailureRate(_))
+        ));
+        assert!(Config::default().validate().is_ok());
     }
 
     #[test]

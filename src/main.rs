@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
+            // Also on stderr: logs may be filtered out or collected elsewhere.
+            eprintln!("basic-service: {err:#}");
             ExitCode::from(2)
         }
     }
@@ -33,11 +35,12 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::try_from(&args)?;
+    let config_metrics_addr = config.metrics_addr;
     let mut server = BasicServer::new(config)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    if let Some(addr) = args.metrics_addr {
+    if let Some(addr) = config_metrics_addr {
         let metrics = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;

@@ -46,7 +46,7 @@ use volo::net::{
 };
 use volo_grpc::{Status, body::BoxBody, metadata::HEADER_TRANS_REMOTE_ADDR};
 
-use crate::layers::body::Observed;
+use crate::layers::body::{Observed, OnEnd};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// Connections ready for volo: accepted, and TLS-established when TLS is on.
+/// Connections ready to serve: accepted, and TLS-established when TLS is on.
 pub struct Acceptor {
     local_addr: SocketAddr,
     ready: mpsc::Receiver<Conn>,
@@ -135,6 +135,10 @@ impl fmt::Debug for Acceptor {
     }
 }
 
+/// TLS handshakes in progress at once; beyond, new connections are dropped at once
+/// (a flood of slow handshakes must not pile up tasks and memory without bound).
+const MAX_HANDSHAKES: usize = 1024;
+
 /// Pause after a failed `accept` (e.g. EMFILE), doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -147,7 +151,7 @@ impl Acceptor {
         handshake_timeout: Duration,
     ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
-        // Small: connections wait here only while volo is busy spawning the previous one.
+        // Small: connections wait here only while the serve loop spawns the previous one.
         let (tx, ready) = mpsc::channel(64);
         let tls = tls.map(TlsAcceptor::from);
         tokio::spawn(accept_loop(listener, tx, tls, handshake_timeout));
@@ -162,6 +166,7 @@ async fn accept_loop(
     handshake_timeout: Duration,
 ) {
     let mut backoff = FIRST_BACKOFF;
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -195,9 +200,14 @@ async fn accept_loop(
                 }
             }
             Some(acceptor) => {
+                let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                    tracing::warn!(%peer, "too many TLS handshakes in progress; connection dropped");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let stream = tokio_rustls::TlsStream::Server(stream);
@@ -234,6 +244,7 @@ pub struct Http2Settings {
     /// How long a ping may go unanswered before the connection is dropped.
     pub keepalive_timeout: Duration,
     /// A connection with no call open for this long is closed (GOAWAY); `None`: never.
+    /// (Checked in steps of this length, so closing takes up to twice as long.)
     pub idle_timeout: Option<Duration>,
 }
 
@@ -307,16 +318,15 @@ async fn serve_connection<S>(
                 }
             }
             let mut service = service.clone();
-            let calls = Arc::clone(&calls);
             calls.begin();
+            // Ends the call when its body ends, or when the call is dropped before that.
+            let on_end = {
+                let calls = Arc::clone(&calls);
+                OnEnd::new(move |_| calls.end())
+            };
             async move {
-                match service.call(req.map(volo_grpc::body::boxed)).await {
-                    Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, move |_| calls.end()))),
-                    Err(status) => {
-                        calls.end();
-                        Err(status)
-                    }
-                }
+                let resp = service.call(req.map(volo_grpc::body::boxed)).await?;
+                Ok::<_, Status>(resp.map(|body| Observed::boxed(body, on_end)))
             }
         });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());

@@ -65,6 +65,7 @@ pub struct BasicServer<S = BasicHandler> {
 impl BasicServer<BasicHandler> {
     /// Prepares a server: loads the ELIZA script, the simulator and the reflection index.
     pub fn new(config: Config) -> Result<Self, ServerError> {
+        config.validate()?;
         let script = match &config.eliza_script {
             None => Script::doctor(),
             Some(path) => {
@@ -232,11 +233,19 @@ where
         );
 
         shutdown.await;
+        health_reporter.set_not_serving();
+        if !config.shutdown_drain.is_zero() {
+            // Still serving (new calls too) while balancers and probes see NOT_SERVING.
+            tracing::info!(
+                drain_secs = config.shutdown_drain.as_secs_f64(),
+                "shutting down: reporting NOT_SERVING before closing connections"
+            );
+            tokio::time::sleep(config.shutdown_drain).await;
+        }
         tracing::info!(
             grace_secs = grace.as_secs_f64(),
             "shutting down: letting open calls finish"
         );
-        health_reporter.set_not_serving();
         stop_accepting.cancel();
         // The accept loop only ends on `stop_accepting`; a panic there is a bug, logged.
         if let Err(err) = accepting.await {

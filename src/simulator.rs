@@ -190,9 +190,12 @@ pub struct Run {
     /// The simulator-wide count of live workers: +n at start, -1 per completion, and
     /// the rest when the run is dropped.
     active: Arc<AtomicUsize>,
+    /// The same count, exported as a metric.
+    gauge: metrics::Gauge,
 }
 
-/// Gauge `basic_background_workers_active` (a no-op until a metrics recorder exists).
+/// Gauge `basic_background_workers_active`, looked up once per run (a no-op until a
+/// metrics recorder exists).
 fn workers_gauge() -> metrics::Gauge {
     metrics::gauge!("basic_background_workers_active")
 }
@@ -200,8 +203,13 @@ fn workers_gauge() -> metrics::Gauge {
 impl Run {
     fn new(workers: FuturesUnordered<Worker>, active: Arc<AtomicUsize>) -> Self {
         active.fetch_add(workers.len(), Ordering::Relaxed);
-        workers_gauge().increment(workers.len() as f64);
-        Self { workers, active }
+        let gauge = workers_gauge();
+        gauge.increment(workers.len() as f64);
+        Self {
+            workers,
+            active,
+            gauge,
+        }
     }
 
     /// Calls not finished yet.
@@ -217,7 +225,7 @@ impl Stream for Run {
         let polled = Pin::new(&mut self.workers).poll_next(cx);
         if let Poll::Ready(Some(_)) = &polled {
             self.active.fetch_sub(1, Ordering::Relaxed);
-            workers_gauge().decrement(1.0);
+            self.gauge.decrement(1.0);
         }
         polled
     }
@@ -232,7 +240,7 @@ impl Drop for Run {
         // Workers not finished yet stop here (cancellation, deadline, shutdown).
         let left = self.workers.len();
         self.active.fetch_sub(left, Ordering::Relaxed);
-        workers_gauge().decrement(left as f64);
+        self.gauge.decrement(left as f64);
     }
 }
 

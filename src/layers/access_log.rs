@@ -3,7 +3,7 @@
 //! Fields: method, peer, request id, gRPC code, duration. For streams the event is
 //! written when the response body ends (or is dropped), so the duration and code cover
 //! the whole stream, not just its start. Events use the target `access`, so
-//! `RUST_LOG=access=off` silences them on their own.
+//! `RUST_LOG=info,access=off` silences them on their own.
 
 use std::time::Instant;
 
@@ -14,7 +14,10 @@ use volo_grpc::{
     metadata::HEADER_TRANS_REMOTE_ADDR,
 };
 
-use super::{GrpcService, RequestId, body::Observed};
+use super::{
+    GrpcService, RequestId,
+    body::{Observed, OnEnd},
+};
 
 super::plain_layer! {
     /// Logs every call once it ends.
@@ -53,7 +56,7 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
-        // Filtered out (e.g. RUST_LOG=access=off): no entry, no body wrapper.
+        // Filtered out (e.g. RUST_LOG=info,access=off): no entry, no body wrapper.
         if !tracing::enabled!(target: "access", tracing::Level::WARN) {
             return self.inner.call(cx, req).await;
         }
@@ -67,18 +70,19 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
                 .unwrap_or_else(|| FastStr::from_static_str("-")),
             start: Instant::now(),
         };
+        let on_end = OnEnd::new(move |code| entry.write(code));
         match self.inner.call(cx, req).await {
-            Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, move |code| entry.write(code)))),
+            Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, on_end))),
             Err(status) => {
-                entry.write(status.code());
+                on_end.finish(status.code());
                 Err(status)
             }
         }
     }
 }
 
-/// The caller's address as volo reports it: from the connection for volo clients, else
-/// from the `rip` header volo adds (which a non-volo client could also send: log only).
+/// The caller's address: volo's caller address when the client is volo, else the `rip`
+/// header, which [`crate::net`] sets from the socket (replacing any a client sent).
 /// Kept unformatted until the line is written.
 enum Peer {
     Addr(volo::net::Address),

@@ -80,16 +80,14 @@ impl Body for DeadlineBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
+        // The deadline first: a body that is always ready must not outrun it.
         if this.sleep.as_mut().poll(cx).is_ready() {
             this.inner = None;
             return Poll::Ready(Some(Ok(Frame::trailers(
                 expired().to_header_map().unwrap_or_default(),
             ))));
         }
-        Poll::Pending
+        Pin::new(inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

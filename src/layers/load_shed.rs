@@ -11,7 +11,10 @@ use tokio::sync::Semaphore;
 use volo::context::Context as _;
 use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext};
 
-use super::{GrpcService, body::Observed};
+use super::{
+    GrpcService,
+    body::{Observed, OnEnd},
+};
 
 /// Admits at most `max` calls at once.
 #[derive(Debug, Clone)]
@@ -74,6 +77,6 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for LoadSh
         };
         let resp = self.inner.call(cx, req).await?;
         // The permit goes with the body and is released when the body ends or is dropped.
-        Ok(resp.map(|body| Observed::boxed(body, move |_| drop(permit))))
+        Ok(resp.map(|body| Observed::boxed(body, OnEnd::new(move |_| drop(permit)))))
     }
 }

@@ -2,10 +2,10 @@
 //! decompressed (gzip/zstd bombs).
 //!
 //! volo-grpc's decoder trusts the 5-byte length prefix (up to 4 GiB) and decompresses
-//! without bound. This tower layer sits under volo's codec (`Server::layer_tower`) and
-//! reads the gRPC framing of each request body as it streams in: a prefix announcing
-//! more than the limit ends the call with RESOURCE_EXHAUSTED before the message is
-//! read. Compressed messages are decompressed here, with the output capped at the
+//! without bound. This tower layer wraps volo's `MetaService` (so it runs before any
+//! decoding) and reads the gRPC framing of each request body as it streams in: a
+//! prefix announcing more than the limit ends the call with RESOURCE_EXHAUSTED before
+//! the message is read. Compressed messages are decompressed here, with the output capped at the
 //! limit, and handed on uncompressed (the `grpc-encoding` header is removed), so
 //! nothing is decompressed twice. Bodies made of whole uncompressed messages pass
 //! through without a copy.
@@ -146,8 +146,8 @@ impl Limited {
                 return Err(too_large("request", len, self.max));
             }
             if self.pending.len() < PREFIX + len {
-                // Reserve once for the rest of this message (at most `max`).
-                self.pending.reserve(PREFIX + len - self.pending.len());
+                // Wait for the rest. No reserving ahead: a 5-byte prefix must not make
+                // us allocate `max` bytes; the buffer grows with the data that arrives.
                 break;
             }
             let mut message = self.pending.split_to(PREFIX + len);
@@ -164,6 +164,24 @@ impl Limited {
             }
         }
         Ok((!out.is_empty()).then(|| out.freeze()))
+    }
+}
+
+impl Limited {
+    /// The body ended (`trailers` or nothing follows): an unfinished message is an error,
+    /// not a clean end, or the call would see fewer messages than were sent.
+    fn end_of_body(
+        &mut self,
+        trailers: Option<Frame<Bytes>>,
+    ) -> Option<Result<Frame<Bytes>, Status>> {
+        if self.pending.is_empty() {
+            return trailers.map(Ok);
+        }
+        self.done = true;
+        self.pending = BytesMut::new();
+        Some(Err(Status::internal(
+            "request body ended inside a message (truncated gRPC frame)",
+        )))
     }
 }
 
@@ -201,13 +219,13 @@ impl Body for Limited {
             }
             let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status))),
                 Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => return Poll::Ready(this.end_of_body(None)),
             };
             let data = match frame.into_data() {
                 Ok(data) => data,
-                Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                Err(trailers) => return Poll::Ready(this.end_of_body(Some(trailers))),
             };
             if this.pending.is_empty() && this.whole_plain_messages(&data) {
                 return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -295,6 +313,18 @@ mod tests {
         assert_eq!(status.code(), volo_grpc::Code::ResourceExhausted);
         assert!(
             status.message().contains("limit of 1024 bytes"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_ending_inside_a_message_is_an_error() {
+        let bytes = frame(0, b"hello");
+        let status = run(vec![bytes[..7].to_vec()], 64, None).await.unwrap_err();
+        assert_eq!(status.code(), volo_grpc::Code::Internal);
+        assert!(
+            status.message().contains("truncated"),
             "{}",
             status.message()
         );

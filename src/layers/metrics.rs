@@ -3,9 +3,8 @@
 //! Like the access log, a call is counted when its final status is known (for streams,
 //! when the stream ends). Names are listed in [`crate::metrics`].
 //!
-//! Metric handles for the service's own methods are looked up once per layer and kept,
-//! so a call costs a few atomic updates, not a registry lookup with label allocation.
-//! Other paths (unknown methods) take the slow path.
+//! Metric handles are looked up once per layer and kept, so a call costs a few atomic
+//! updates, not a registry lookup with label allocation.
 
 use std::{
     sync::{Arc, OnceLock},
@@ -16,10 +15,16 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use volo::context::Context as _;
 use volo_grpc::{Code, Request, Response, Status, body::BoxBody, context::ServerContext};
 
-use super::{GrpcService, access_log::code_name, body::Observed};
+use super::{
+    GrpcService,
+    access_log::code_name,
+    body::{Observed, OnEnd},
+};
 
-/// Methods served here, and whether their response is a stream.
-const METHODS: [(&str, bool); 7] = [
+/// Methods served here, and whether their response is a stream. Any other path is
+/// counted under the last entry, `unknown`: paths come from clients, and one label per
+/// path would let anyone grow the metrics without bound.
+const METHODS: [(&str, bool); 8] = [
     ("/basic.v1.BasicService/Hello", false),
     ("/basic.v1.BasicService/Talk", true),
     ("/basic.v1.BasicService/Background", true),
@@ -33,6 +38,7 @@ const METHODS: [(&str, bool); 7] = [
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         true,
     ),
+    ("unknown", false),
 ];
 
 /// The 17 gRPC codes, 0..=16.
@@ -148,38 +154,28 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Metric
     ) -> Result<Response<BoxBody>, Status> {
         let start = Instant::now();
         let path = cx.rpc_info().method();
-        let known = self
-            .handles
-            .methods
+        let methods = &self.handles.methods;
+        let index = methods
             .iter()
-            .position(|m| m.method == path.as_str());
-        let unknown_path = known.is_none().then(|| path.to_string());
-        let streaming = known.is_some_and(|i| self.handles.methods[i].streaming);
+            .position(|m| m.method == path.as_str())
+            .unwrap_or(methods.len() - 1);
+        let streaming = methods[index].streaming;
         let handles = Arc::clone(&self.handles);
         handles.in_flight().increment(1.0);
         if streaming {
             handles.streams_open().increment(1.0);
         }
-        let finish = move |code: Code| {
+        let on_end = OnEnd::new(move |code: Code| {
             handles.in_flight().decrement(1.0);
             if streaming {
                 handles.streams_open().decrement(1.0);
             }
-            let seconds = start.elapsed().as_secs_f64();
-            match (known, unknown_path) {
-                (Some(i), _) => handles.methods[i].record(code, seconds),
-                (None, path) => {
-                    let path = path.unwrap_or_default();
-                    counter!("basic_rpc_total", "method" => path.clone(), "code" => code_name(code))
-                        .increment(1);
-                    histogram!("basic_rpc_duration_seconds", "method" => path).record(seconds);
-                }
-            }
-        };
+            handles.methods[index].record(code, start.elapsed().as_secs_f64());
+        });
         match self.inner.call(cx, req).await {
-            Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, finish))),
+            Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, on_end))),
             Err(status) => {
-                finish(status.code());
+                on_end.finish(status.code());
                 Err(status)
             }
         }

@@ -78,3 +78,29 @@ async fn watch_on_an_unknown_service_reports_service_unknown() {
     drop(updates);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn during_the_drain_period_new_checks_see_not_serving() {
+    let mut config = test_config();
+    config.shutdown_drain = std::time::Duration::from_secs(2);
+    let mut server = start(config).await;
+    server.begin_stop();
+    // A probe arriving on a fresh connection after shutdown began: still answered.
+    let mut status = ServingStatus::SERVING;
+    for _ in 0..50 {
+        let health = HealthClientBuilder::new("health")
+            .address(server.addr)
+            .build();
+        let reply = health
+            .check(HealthCheckRequest { service: "".into() })
+            .await
+            .expect("the server still serves while draining");
+        status = reply.into_inner().status;
+        if status == ServingStatus::NOT_SERVING {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, ServingStatus::NOT_SERVING);
+    server.stop().await;
+}

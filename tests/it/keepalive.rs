@@ -9,12 +9,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use volo_gen::basic::service::v1::TalkRequest;
-
-use crate::common::{start, test_config, within};
+use crate::common::{start, test_config};
 
 /// Opens a raw HTTP/2 connection that never answers anything (a dead peer), and waits
 /// up to `wait` for the server to close it. Returns whether it did.
@@ -60,14 +55,51 @@ async fn without_keepalive_a_silent_peer_stays_connected() {
     server.stop().await;
 }
 
-/// Opens a raw HTTP/2 connection that makes no call but answers SETTINGS and PINGs like
-/// a live client, and waits up to `wait` for the server to close it. Returns whether it
-/// did and whether a GOAWAY came first.
+/// An HPACK "literal header field without indexing, new name" (no Huffman coding).
+fn literal(name: &str, value: &str) -> Vec<u8> {
+    let mut out = vec![0, name.len() as u8];
+    out.extend_from_slice(name.as_bytes());
+    out.push(value.len() as u8);
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// A HEADERS then DATA frame on stream 1 that opens `grpc.health.v1.Health/Watch` for
+/// `""`: a call that stays open (its stream only ends at shutdown).
+fn watch_call() -> Vec<u8> {
+    let block: Vec<u8> = [
+        literal(":method", "POST"),
+        literal(":scheme", "http"),
+        literal(":path", "/grpc.health.v1.Health/Watch"),
+        literal(":authority", "test"),
+        literal("content-type", "application/grpc"),
+        literal("te", "trailers"),
+    ]
+    .concat();
+    let mut frames = Vec::new();
+    let len = (block.len() as u32).to_be_bytes();
+    frames.extend_from_slice(&[len[1], len[2], len[3], 0x1, 0x4, 0, 0, 0, 1]); // HEADERS, END_HEADERS
+    frames.extend_from_slice(&block);
+    frames.extend_from_slice(&[0, 0, 5, 0x0, 0x1, 0, 0, 0, 1]); // DATA, END_STREAM
+    frames.extend_from_slice(&[0, 0, 0, 0, 0]); // empty HealthCheckRequest
+    frames
+}
+
+/// Opens a raw HTTP/2 connection that answers SETTINGS and PINGs like a live client,
+/// optionally opens one long call, and waits up to `wait` for the server to close the
+/// connection. Returns whether it did and whether a GOAWAY came.
 async fn live_peer_closed_within(addr: std::net::SocketAddr, wait: Duration) -> (bool, bool) {
+    live_peer(addr, false, wait).await
+}
+
+async fn live_peer(addr: std::net::SocketAddr, open_call: bool, wait: Duration) -> (bool, bool) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .await
         .unwrap();
+    if open_call {
+        tcp.write_all(&watch_call()).await.unwrap();
+    }
     let mut goaway = false;
     let run = async {
         loop {
@@ -132,33 +164,13 @@ async fn without_an_idle_timeout_a_quiet_connection_stays() {
 #[tokio::test]
 async fn a_connection_with_an_open_call_is_not_idle() {
     let mut config = test_config();
+    config.keepalive_interval = None;
     config.idle_timeout = Some(Duration::from_millis(200));
+    config.shutdown_grace = Duration::from_millis(100);
     let server = start(config).await;
-    let client = server.client();
-    let (tx, rx) = mpsc::channel(1);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    tx.send(TalkRequest {
-        message: "hello".into(),
-    })
-    .await
-    .unwrap();
-    within(replies.next()).await.unwrap().unwrap();
-    // Several idle timeouts pass while the conversation stays open.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    tx.send(TalkRequest {
-        message: "still here".into(),
-    })
-    .await
-    .unwrap();
-    let reply = within(replies.next())
-        .await
-        .expect("a reply")
-        .expect("the stream is alive");
-    assert!(!reply.answer.is_empty());
-    drop(tx);
+    // The same peer as above, but with a Watch call open: several idle timeouts pass
+    // and no GOAWAY comes.
+    let (closed, goaway) = live_peer(server.addr, true, Duration::from_secs(1)).await;
+    assert!(!closed && !goaway, "closed={closed} goaway={goaway}");
     server.stop().await;
 }

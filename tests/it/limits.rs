@@ -126,19 +126,19 @@ async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
     config.max_concurrent_streams = 1;
     config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
     let server = start(config).await;
-    let client = connect(&ClientOptions {
-        timeout: Some(Duration::from_millis(300)),
-        ..ClientOptions::new(server.addr)
-    })
-    .unwrap();
+    let client = server.client(); // no deadline: only our own timeout below
     let mut stream = client
         .background(BackgroundRequest { processes: 1 })
         .await
         .unwrap()
         .into_inner();
     stream.next().await.unwrap().unwrap();
-    // The only stream of this connection is taken: a second call cannot start in time.
-    assert!(client.hello(hello(1)).await.is_err());
+    // The only stream of this connection is taken: a second call waits for it.
+    let waited = tokio::time::timeout(Duration::from_millis(500), client.hello(hello(1))).await;
+    assert!(
+        waited.is_err(),
+        "the call waited instead of running: {waited:?}"
+    );
     drop(stream);
     assert!(hello_soon_ok(&client).await, "the stream is free again");
     server.stop().await;
@@ -150,7 +150,7 @@ async fn a_deadline_ends_background_and_stops_its_workers() {
     config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
     let server = start(config).await;
     let client = connect(&ClientOptions {
-        timeout: Some(Duration::from_millis(300)),
+        timeout: Some(Duration::from_secs(1)),
         ..ClientOptions::new(server.addr)
     })
     .unwrap();
@@ -173,7 +173,7 @@ async fn a_deadline_ends_background_and_stops_its_workers() {
 async fn a_deadline_ends_a_conversation() {
     let server = start(test_config()).await;
     let client = connect(&ClientOptions {
-        timeout: Some(Duration::from_millis(300)),
+        timeout: Some(Duration::from_secs(1)),
         ..ClientOptions::new(server.addr)
     })
     .unwrap();

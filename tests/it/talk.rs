@@ -49,7 +49,14 @@ async fn pipelined_messages_get_replies_in_order_one_each() {
         .collect()
         .await;
     assert_eq!(replies.len(), 50);
-    assert!(replies.iter().all(|r| r.is_ok()), "all replies are OK");
+    // DOCTOR echoes "message <i>" back (I AM 0 -> ... YOU ARE 4 ...): replies are in order.
+    for (i, reply) in replies.iter().enumerate() {
+        let answer = reply.as_ref().expect("reply is OK").answer.to_lowercase();
+        assert!(
+            answer.contains(&format!("message {i}")),
+            "reply {i}: {answer}"
+        );
+    }
     server.stop().await;
 }
 
