@@ -144,7 +144,7 @@ pub enum ConfigError {
 }
 
 /// The validated configuration the server runs with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Largest `processes` a Background call may ask for.
     pub max_processes: u32,
@@ -182,7 +182,7 @@ pub struct Config {
 }
 
 /// PEM files for TLS.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -336,6 +336,13 @@ mod tests {
             Args::try_parse_from(std::iter::once("basic-service").chain(flags.iter().copied()))
                 .expect("flags parse");
         Config::try_from(&args)
+    }
+
+    #[test]
+    fn config_default_is_what_no_flags_give() {
+        // Tests build `Config::default()`; it must not drift from the binary's defaults.
+        let args = Args::try_parse_from(["basic-service"]).unwrap();
+        assert_eq!(Config::try_from(&args).unwrap(), Config::default());
     }
 
     #[test]

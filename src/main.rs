@@ -46,7 +46,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;
         server = server.metrics_listener(metrics);
     }
-    server.serve(listener, shutdown_signal()).await?;
+    server
+        .serve(listener, async {
+            shutdown_signal().await;
+            // A second signal during the graceful shutdown means: stop now.
+            tokio::spawn(async {
+                shutdown_signal().await;
+                tracing::warn!("second signal: exiting without waiting for open calls");
+                std::process::exit(130);
+            });
+        })
+        .await?;
     Ok(())
 }
 

@@ -159,16 +159,6 @@ impl SnapshotEncoder {
         self.failures += usize::from(outcome.result.is_err());
     }
 
-    /// Responses added so far.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether no response has been added yet.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Failed calls among them.
     pub fn failures(&self) -> usize {
         self.failures
@@ -276,7 +266,7 @@ mod tests {
                 .encode_to_vec(&mut EncodeLengthContext::default())
                 .as_slice()
         );
-        assert_eq!(encoder.len(), 3);
+        assert_eq!(encoder.count, 3);
         assert_eq!(encoder.failures(), 1);
     }
 

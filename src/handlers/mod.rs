@@ -20,8 +20,6 @@ use volo_gen::basic::{
 };
 use volo_grpc::{BoxStream, RecvStream, Request, Response, Status};
 
-pub use background::SnapshotEncoder;
-
 use crate::{eliza::Script, simulator::Simulator};
 
 /// A stream of replies as the generated trait wants it.
