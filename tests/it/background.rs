@@ -7,7 +7,7 @@ use volo_gen::basic::service::v1::{
 };
 use volo_grpc::{Code, Status};
 
-use crate::common::{TestServer, start, test_config};
+use crate::common::{TestServer, slow_workers, start, test_config};
 
 fn event_of(msg: &BackgroundResponse) -> BackgroundResponseEvent {
     let ce = msg
@@ -182,8 +182,7 @@ async fn a_slow_reader_gets_fewer_fuller_snapshots_and_loses_nothing() {
 
 #[tokio::test]
 async fn dropping_the_stream_stops_every_worker() {
-    let mut config = test_config();
-    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let config = slow_workers(test_config());
     let server = start(config).await;
     let client = server.client();
     let mut stream = client
@@ -205,8 +204,7 @@ async fn dropping_the_stream_stops_every_worker() {
 
 #[tokio::test]
 async fn a_disconnected_client_stops_every_worker() {
-    let mut config = test_config();
-    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let config = slow_workers(test_config());
     let server = start(config).await;
     let client = server.client();
     let mut stream = client

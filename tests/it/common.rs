@@ -7,7 +7,13 @@ use basic_service::{
     client::{BasicServiceClient, ClientOptions, connect},
     simulator::SimConfig,
 };
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use volo_gen::basic::service::v1::{TalkRequest, TalkResponse};
 use volo_gen::basic::v1::BasicService;
 
 /// Millisecond simulator delays and a seed, so tests run fast and reproducibly.
@@ -98,4 +104,37 @@ pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(30), fut)
         .await
         .expect("did not finish within 30 s")
+}
+
+/// A config whose simulated calls outlast any test (60 to 120 s), for open streams.
+pub fn slow_workers(mut config: Config) -> Config {
+    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    config
+}
+
+/// The reply side of an open Talk stream.
+pub type Replies<'a> = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<TalkResponse, volo_grpc::Status>> + Send + 'a>,
+>;
+
+/// Opens a Talk stream fed through a channel of `capacity` messages, so a test can
+/// send one message at a time and wait for each reply.
+pub async fn open_talk(
+    client: &BasicServiceClient,
+    capacity: usize,
+) -> (mpsc::Sender<TalkRequest>, Replies<'_>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let replies = client
+        .talk(ReceiverStream::new(rx))
+        .await
+        .expect("talk opens")
+        .into_inner();
+    (tx, Box::pin(replies))
+}
+
+/// A Talk message.
+pub fn say(text: &str) -> TalkRequest {
+    TalkRequest {
+        message: text.to_owned().into(),
+    }
 }

@@ -2,12 +2,10 @@ use std::time::Duration;
 
 use basic_service::client::{ClientOptions, Compression, connect};
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use volo_gen::basic::service::v1::{BackgroundRequest, HelloRequest, TalkRequest};
+use volo_gen::basic::service::v1::{BackgroundRequest, HelloRequest};
 use volo_grpc::Code;
 
-use crate::common::{start, test_config, within};
+use crate::common::{open_talk, say, slow_workers, start, test_config, within};
 
 fn hello(size: usize) -> HelloRequest {
     HelloRequest {
@@ -93,9 +91,8 @@ async fn a_compression_bomb_is_refused_after_decompression() {
 
 #[tokio::test]
 async fn over_the_in_flight_limit_calls_fail_fast() {
-    let mut config = test_config();
+    let mut config = slow_workers(test_config());
     config.max_in_flight = 2;
-    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
     let server = start(config).await;
     let client = server.client();
     let mut open = Vec::new();
@@ -122,9 +119,8 @@ async fn over_the_in_flight_limit_calls_fail_fast() {
 
 #[tokio::test]
 async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
-    let mut config = test_config();
+    let mut config = slow_workers(test_config());
     config.max_concurrent_streams = 1;
-    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
     let server = start(config).await;
     let client = server.client(); // no deadline: only our own timeout below
     let mut stream = client
@@ -146,8 +142,7 @@ async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
 
 #[tokio::test]
 async fn a_deadline_ends_background_and_stops_its_workers() {
-    let mut config = test_config();
-    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let config = slow_workers(test_config());
     let server = start(config).await;
     let client = connect(&ClientOptions {
         timeout: Some(Duration::from_secs(1)),
@@ -177,17 +172,8 @@ async fn a_deadline_ends_a_conversation() {
         ..ClientOptions::new(server.addr)
     })
     .unwrap();
-    let (tx, rx) = mpsc::channel(1);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    tx.send(TalkRequest {
-        message: "hello".into(),
-    })
-    .await
-    .unwrap();
+    let (tx, mut replies) = open_talk(&client, 1).await;
+    tx.send(say("hello")).await.unwrap();
     replies.next().await.unwrap().unwrap();
     let status = within(replies.next())
         .await

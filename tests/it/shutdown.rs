@@ -1,17 +1,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use volo_gen::basic::service::v1::{BackgroundRequest, State, TalkRequest};
+use volo_gen::basic::service::v1::{BackgroundRequest, State};
 use volo_grpc::Code;
 
-use crate::common::{start, test_config};
+use crate::common::{open_talk, say, slow_workers, start, test_config};
 
 #[tokio::test]
 async fn shutdown_ends_an_open_background_stream_with_unavailable() {
-    let mut config = test_config();
-    config.sim.delay = Duration::from_secs(60)..=Duration::from_secs(120);
+    let mut config = slow_workers(test_config());
     config.shutdown_grace = Duration::from_millis(200);
     let mut server = start(config).await;
     let client = server.client();
@@ -38,17 +35,8 @@ async fn shutdown_ends_an_open_conversation_with_unavailable() {
     config.shutdown_grace = Duration::from_millis(200);
     let mut server = start(config).await;
     let client = server.client();
-    let (tx, rx) = mpsc::channel(1);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    tx.send(TalkRequest {
-        message: "hello".into(),
-    })
-    .await
-    .unwrap();
+    let (tx, mut replies) = open_talk(&client, 1).await;
+    tx.send(say("hello")).await.unwrap();
     replies.next().await.unwrap().unwrap();
     server.begin_stop();
     let status = replies

@@ -1,27 +1,14 @@
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use volo_gen::basic::service::v1::TalkRequest;
 use volo_grpc::Code;
 
-use crate::common::{start, test_config, within};
-
-fn say(text: &str) -> TalkRequest {
-    TalkRequest {
-        message: text.to_owned().into(),
-    }
-}
+use crate::common::{open_talk, say, start, test_config, within};
 
 #[tokio::test]
 async fn each_message_gets_one_reply_before_the_next_is_sent() {
     let server = start(test_config()).await;
     let client = server.client();
-    let (tx, rx) = mpsc::channel(1);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .expect("talk opens")
-        .into_inner();
+    let (tx, mut replies) = open_talk(&client, 1).await;
     // Wait for every reply before sending the next message: the server must not batch.
     for line in ["Men are all alike.", "I feel sad.", "My mother hates me."] {
         tx.send(say(line)).await.unwrap();
@@ -64,12 +51,7 @@ async fn pipelined_messages_get_replies_in_order_one_each() {
 async fn goodbye_gets_a_farewell_then_the_stream_ends() {
     let server = start(test_config()).await;
     let client = server.client();
-    let (tx, rx) = mpsc::channel(4);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut replies) = open_talk(&client, 4).await;
     tx.send(say("Hello there.")).await.unwrap();
     replies.next().await.unwrap().unwrap();
     tx.send(say("Goodbye!")).await.unwrap();
@@ -91,12 +73,7 @@ async fn oversized_message_ends_the_stream_with_invalid_argument() {
     config.max_talk_message_bytes = 64;
     let server = start(config).await;
     let client = server.client();
-    let (tx, rx) = mpsc::channel(4);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut replies) = open_talk(&client, 4).await;
     tx.send(say("short is fine")).await.unwrap();
     replies.next().await.unwrap().unwrap();
     tx.send(say(&"x".repeat(65))).await.unwrap();
@@ -170,12 +147,7 @@ async fn the_1966_conversation_over_one_stream_gives_the_1966_replies() {
     assert_eq!(pairs.len(), 15);
     let server = start(test_config()).await;
     let client = server.client();
-    let (tx, rx) = mpsc::channel(1);
-    let mut replies = client
-        .talk(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut replies) = open_talk(&client, 1).await;
     for (said, expected) in pairs {
         tx.send(say(said)).await.unwrap();
         let reply = within(replies.next()).await.expect("a reply").expect("OK");
