@@ -39,9 +39,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = cli.client.connect()?;
     let reply = client
-        .hello(HelloRequest {
-            message: cli.name.into(),
-        })
+        .hello(HelloRequest { message: cli.name })
         .await
         .map_err(|status| anyhow!("{} ({})", describe(&status), cli.client.addr))?
         .into_inner();

@@ -68,13 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let Some(line) = line else {
             break; // end of input: half-close, the server ends the stream
         };
-        if tx
-            .send(TalkRequest {
-                message: line.into(),
-            })
-            .await
-            .is_err()
-        {
+        if tx.send(TalkRequest { message: line }).await.is_err() {
             bail!("the server closed the conversation");
         }
         match replies.next().await {

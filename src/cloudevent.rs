@@ -146,10 +146,10 @@ pub fn envelope(
         },
     );
     CloudEvent {
-        id: new_id(),
-        source: FastStr::from_static_str(source),
-        spec_version: FastStr::from_static_str(SPEC_VERSION),
-        r#type: FastStr::from_static_str(event_type),
+        id: new_id().to_string(),
+        source: source.to_owned(),
+        spec_version: SPEC_VERSION.to_owned(),
+        r#type: event_type.to_owned(),
         attributes,
         data: Some(Data::ProtoData(data)),
     }

@@ -78,9 +78,19 @@ pub struct Args {
     #[arg(long, env = "BASIC_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
-    /// Seconds a client gets to finish the TLS handshake.
-    #[arg(long, env = "BASIC_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
-    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a new connection gets to finish the TLS handshake (with TLS) and send
+    /// the HTTP/2 connection preface; slower connections are closed.
+    #[arg(
+        long,
+        alias = "tls-handshake-timeout-secs",
+        env = "BASIC_HANDSHAKE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub handshake_timeout_secs: u64,
+
+    /// Connections open at once; at the cap, new ones wait in the listen backlog.
+    #[arg(long, env = "BASIC_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 
     /// Require `authorization: Bearer <token>` on every call but health and reflection.
     #[arg(long, env = "BASIC_AUTH_TOKEN", hide_env_values = true)]
@@ -97,6 +107,28 @@ pub struct Args {
     /// Calls in flight across all connections; more fail fast with RESOURCE_EXHAUSTED.
     #[arg(long, env = "BASIC_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
+
+    /// Calls in flight on one connection; more fail fast with RESOURCE_EXHAUSTED, so
+    /// one client cannot take the whole --max-in-flight pool.
+    #[arg(
+        long,
+        env = "BASIC_MAX_IN_FLIGHT_PER_CONNECTION",
+        default_value_t = 500
+    )]
+    pub max_in_flight_per_connection: usize,
+
+    /// Seconds a unary call's request message may take to arrive; 0: no limit.
+    #[arg(long, env = "BASIC_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a client stream (Talk, reflection) may keep the server waiting for its
+    /// next message; 0: no limit.
+    #[arg(long, env = "BASIC_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub stream_idle_timeout_secs: u64,
+
+    /// Largest header block (request metadata) accepted, in bytes.
+    #[arg(long, env = "BASIC_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_list_bytes: u32,
 
     /// Seconds between HTTP/2 keepalive pings; 0 turns them off.
     #[arg(long, env = "BASIC_KEEPALIVE_INTERVAL_SECS", default_value_t = 60)]
@@ -141,6 +173,8 @@ pub enum ConfigError {
     EmptyToken,
     #[error("--{0} is too large")]
     TooLarge(&'static str),
+    #[error("--{0} must be at least {1}")]
+    TooSmall(&'static str, u32),
 }
 
 /// The validated configuration the server runs with.
@@ -158,8 +192,10 @@ pub struct Config {
     pub eliza_script: Option<PathBuf>,
     /// TLS certificate, key and optional client CA; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
-    /// Time a client gets to finish the TLS handshake.
-    pub tls_handshake_timeout: Duration,
+    /// Time a new connection gets for the TLS handshake and the HTTP/2 preface.
+    pub handshake_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
     /// Bearer token every call but health and reflection must carry.
     pub auth_token: Option<String>,
     /// Largest request message accepted, after decompression.
@@ -168,6 +204,14 @@ pub struct Config {
     pub max_concurrent_streams: u32,
     /// Calls in flight across all connections.
     pub max_in_flight: usize,
+    /// Calls in flight on one connection.
+    pub max_in_flight_per_connection: usize,
+    /// Longest wait for a unary call's request message; `None`: no limit.
+    pub request_timeout: Option<Duration>,
+    /// Longest wait for a client stream's next message; `None`: no limit.
+    pub stream_idle_timeout: Option<Duration>,
+    /// Largest request header block, in bytes.
+    pub max_header_list_bytes: u32,
     /// HTTP/2 keepalive ping interval; `None` sends none.
     pub keepalive_interval: Option<Duration>,
     /// How long a keepalive ping may go unanswered.
@@ -199,11 +243,16 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             eliza_script: None,
             tls: None,
-            tls_handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
             auth_token: None,
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 1024,
             max_in_flight: 10_000,
+            max_in_flight_per_connection: 500,
+            request_timeout: Some(Duration::from_secs(10)),
+            stream_idle_timeout: Some(Duration::from_secs(300)),
+            max_header_list_bytes: 16 * 1024,
             keepalive_interval: Some(Duration::from_secs(60)),
             keepalive_timeout: Duration::from_secs(20),
             idle_timeout: Some(Duration::from_secs(600)),
@@ -237,11 +286,16 @@ impl TryFrom<&Args> for Config {
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             eliza_script: args.eliza_script.clone(),
             tls,
-            tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout_secs),
+            handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
+            max_connections: args.max_connections,
             auth_token: args.auth_token.clone(),
             max_message_bytes: args.max_message_bytes,
             max_concurrent_streams: args.max_concurrent_streams,
             max_in_flight: args.max_in_flight,
+            max_in_flight_per_connection: args.max_in_flight_per_connection,
+            request_timeout: secs_or_none(args.request_timeout_secs),
+            stream_idle_timeout: secs_or_none(args.stream_idle_timeout_secs),
+            max_header_list_bytes: args.max_header_list_bytes,
             keepalive_interval: (args.keepalive_interval_secs > 0)
                 .then(|| Duration::from_secs(args.keepalive_interval_secs)),
             keepalive_timeout: Duration::from_secs(args.keepalive_timeout_secs),
@@ -254,6 +308,10 @@ impl TryFrom<&Args> for Config {
         Ok(config)
     }
 }
+
+/// Smaller header limits would refuse ordinary gRPC requests (path, content type,
+/// authority, user agent, deadline, a bearer token and a request id fit easily).
+const MIN_HEADER_LIST: u32 = 1024;
 
 /// Durations beyond this are refused: they are typos, and some would overflow timers.
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -283,9 +341,11 @@ impl Config {
             (self.max_message_bytes == 0, "max-message-bytes"),
             (self.max_concurrent_streams == 0, "max-concurrent-streams"),
             (self.max_in_flight == 0, "max-in-flight"),
+            (self.handshake_timeout.is_zero(), "handshake-timeout-secs"),
+            (self.max_connections == 0, "max-connections"),
             (
-                self.tls_handshake_timeout.is_zero(),
-                "tls-handshake-timeout-secs",
+                self.max_in_flight_per_connection == 0,
+                "max-in-flight-per-connection",
             ),
             (self.keepalive_timeout.is_zero(), "keepalive-timeout-secs"),
         ] {
@@ -296,14 +356,22 @@ impl Config {
         if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(ConfigError::TooLarge("max-in-flight"));
         }
+        if self.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::TooLarge("max-connections"));
+        }
+        if self.max_header_list_bytes < MIN_HEADER_LIST {
+            return Err(ConfigError::TooSmall(
+                "max-header-list-bytes",
+                MIN_HEADER_LIST,
+            ));
+        }
         for (duration, flag) in [
             (Some(max), "sim-delay-max-ms"),
             (Some(self.shutdown_grace), "shutdown-grace-secs"),
             (Some(self.shutdown_drain), "shutdown-drain-secs"),
-            (
-                Some(self.tls_handshake_timeout),
-                "tls-handshake-timeout-secs",
-            ),
+            (Some(self.handshake_timeout), "handshake-timeout-secs"),
+            (self.request_timeout, "request-timeout-secs"),
+            (self.stream_idle_timeout, "stream-idle-timeout-secs"),
             (self.keepalive_interval, "keepalive-interval-secs"),
             (Some(self.keepalive_timeout), "keepalive-timeout-secs"),
             (self.idle_timeout, "idle-timeout-secs"),
@@ -321,6 +389,11 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `secs` as a duration, `None` for 0 (no limit).
+fn secs_or_none(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 fn millis(range: RangeInclusive<u64>) -> RangeInclusive<Duration> {

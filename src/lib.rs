@@ -23,6 +23,7 @@
 pub mod client;
 pub mod cloudevent;
 pub mod config;
+pub mod dispatch;
 pub mod eliza;
 pub mod error;
 pub mod handlers;
@@ -31,6 +32,7 @@ pub mod layers;
 pub mod metrics;
 pub mod net;
 pub mod reflection;
+pub mod route;
 pub mod server;
 pub mod simulator;
 

@@ -3,14 +3,16 @@
 //! volo's accept loop does the TLS handshake inline, so one slow or stalled client
 //! stops every other connection from being accepted, and a single `accept()` error (out
 //! of file descriptors) ends the server. [`Acceptor`] replaces it: a task accepts TCP
-//! connections, retries after a pause when `accept` fails, and runs each TLS handshake
-//! in its own task with a timeout; finished connections reach volo through a bounded
-//! channel.
+//! connections (at most `max_connections` open at once; at the cap it waits, and new
+//! clients wait in the listen backlog), retries after a pause when `accept` fails, and
+//! runs each TLS handshake in its own task with a timeout.
 //!
 //! [`serve_connections`] then runs HTTP/2 on each connection (hyper, as volo does),
-//! which lets the server own what volo's loop does not offer: an idle-connection
-//! timeout (no call open for a while: GOAWAY), a peer address taken from the socket
-//! rather than from a header, and a graceful shutdown that can be bounded.
+//! which lets the server own what volo's loop does not offer: a deadline for the
+//! HTTP/2 preface (a connection that never speaks is closed), an idle-connection
+//! timeout (no call open for a while: GOAWAY, then close), a peer address taken from
+//! the socket rather than from a header, a bound on request headers, and a graceful
+//! shutdown that can be bounded.
 //!
 //! [`tls_config`] builds the rustls server configuration: ALPN `h2` (grpc-go clients
 //! insist on it) and, with a client CA, required and verified client certificates.
@@ -19,10 +21,12 @@ use std::{
     fmt, io,
     net::SocketAddr,
     path::Path,
+    pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -35,8 +39,9 @@ use rustls::{
     server::WebPkiClientVerifier,
 };
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpListener,
-    sync::{Notify, mpsc},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -44,7 +49,7 @@ use volo::net::{
     Address,
     conn::{Conn, ConnInfo, ConnStream},
 };
-use volo_grpc::{Status, body::BoxBody, metadata::HEADER_TRANS_REMOTE_ADDR};
+use volo_grpc::{Status, body::BoxBody};
 
 use crate::layers::body::{Observed, OnEnd};
 
@@ -124,7 +129,14 @@ pub fn tls_config(
 /// Connections ready to serve: accepted, and TLS-established when TLS is on.
 pub struct Acceptor {
     local_addr: SocketAddr,
-    ready: mpsc::Receiver<Conn>,
+    ready: mpsc::Receiver<Accepted>,
+}
+
+/// An accepted connection and its place under the connection cap.
+pub struct Accepted {
+    conn: Conn,
+    /// Released when the connection is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl fmt::Debug for Acceptor {
@@ -144,30 +156,53 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Acceptor {
-    /// Starts accepting on `listener`; the task stops when the acceptor is dropped.
+    /// Starts accepting on `listener`, keeping at most `max_connections` open; the task
+    /// stops when the acceptor is dropped.
     pub fn new(
         listener: TcpListener,
         tls: Option<Arc<ServerConfig>>,
         handshake_timeout: Duration,
+        max_connections: usize,
     ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         // Small: connections wait here only while the serve loop spawns the previous one.
         let (tx, ready) = mpsc::channel(64);
         let tls = tls.map(TlsAcceptor::from);
-        tokio::spawn(accept_loop(listener, tx, tls, handshake_timeout));
+        let slots = Arc::new(Semaphore::new(max_connections));
+        tokio::spawn(accept_loop(listener, tx, tls, handshake_timeout, slots));
         Ok(Self { local_addr, ready })
     }
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    tx: mpsc::Sender<Conn>,
+    tx: mpsc::Sender<Accepted>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    slots: Arc<Semaphore>,
 ) {
     let mut backoff = FIRST_BACKOFF;
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
+        // A slot first, as mini-redis does: at the cap, new clients wait in the kernel's
+        // listen backlog until a connection closes (stalled ones are closed by the
+        // preface and idle timeouts), instead of costing a file descriptor each.
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::warn!(
+                    "connection limit (--max-connections) reached; new connections wait until one closes"
+                );
+                let slot = tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => slot,
+                    () = tx.closed() => return,
+                };
+                // The semaphore is never closed.
+                let Ok(slot) = slot else { return };
+                tracing::info!("below the connection limit again; accepting");
+                slot
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = tx.closed() => return,
@@ -195,7 +230,7 @@ async fn accept_loop(
                     stream: ConnStream::Tcp(tcp),
                     info,
                 };
-                if tx.send(conn).await.is_err() {
+                if tx.send(Accepted { conn, _slot: slot }).await.is_err() {
                     return;
                 }
             }
@@ -216,7 +251,7 @@ async fn accept_loop(
                                 info,
                             };
                             // Fails only when the server is shutting down.
-                            let _ = tx.send(conn).await;
+                            let _ = tx.send(Accepted { conn, _slot: slot }).await;
                         }
                         Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -229,7 +264,7 @@ async fn accept_loop(
 
 impl Acceptor {
     /// The next ready connection; `None` once the accept task has stopped.
-    pub async fn accept(&mut self) -> Option<Conn> {
+    pub async fn accept(&mut self) -> Option<Accepted> {
         self.ready.recv().await
     }
 }
@@ -246,25 +281,36 @@ pub struct Http2Settings {
     /// A connection with no call open for this long is closed (GOAWAY); `None`: never.
     /// (Checked in steps of this length, so closing takes up to twice as long.)
     pub idle_timeout: Option<Duration>,
+    /// Time a connection gets to send the HTTP/2 preface; also how long a connection
+    /// told to go away for being idle may take to close before it is dropped.
+    pub handshake_timeout: Duration,
+    /// Largest request header block, in bytes (advertised in SETTINGS, enforced by h2).
+    pub max_header_list_bytes: u32,
 }
 
 /// Flow-control windows and buffers: volo-grpc's defaults.
 const WINDOW: u32 = 1024 * 1024;
 const MAX_SEND_BUF: usize = 400 * 1024;
-const MAX_HEADER_LIST: u32 = 16 << 20;
+
+/// The calls open on a request's connection when it arrived, itself included: a request
+/// extension, so load shedding can give each connection only its share.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLoad(pub usize);
 
 /// Serves every accepted connection until `stop_accepting` is cancelled.
 ///
-/// Each connection runs in a task of `connections`; cancelling `closing` makes them all
+/// `make_service` gives the service of a connection from its peer address. Each
+/// connection runs in a task of `connections`; cancelling `closing` makes them all
 /// shut down gracefully (GOAWAY, then finish their open calls).
-pub async fn serve_connections<S>(
+pub async fn serve_connections<M, S>(
     mut incoming: Acceptor,
-    service: S,
+    make_service: M,
     settings: Http2Settings,
     stop_accepting: CancellationToken,
     connections: TaskTracker,
     closing: CancellationToken,
 ) where
+    M: Fn(Option<Address>) -> S,
     S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>, Error = Status>
         + Clone
         + Send
@@ -272,14 +318,15 @@ pub async fn serve_connections<S>(
     S::Future: Send + 'static,
 {
     loop {
-        let conn = tokio::select! {
+        let accepted = tokio::select! {
             () = stop_accepting.cancelled() => return,
-            conn = incoming.accept() => conn,
+            accepted = incoming.accept() => accepted,
         };
-        let Some(conn) = conn else { return };
+        let Some(accepted) = accepted else { return };
+        let service = make_service(accepted.conn.info.peer_addr.clone());
         connections.spawn(serve_connection(
-            conn,
-            service.clone(),
+            accepted,
+            service,
             settings,
             closing.clone(),
         ));
@@ -287,7 +334,7 @@ pub async fn serve_connections<S>(
 }
 
 async fn serve_connection<S>(
-    conn: Conn,
+    accepted: Accepted,
     service: S,
     settings: Http2Settings,
     closing: CancellationToken,
@@ -298,27 +345,14 @@ async fn serve_connection<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    // The peer as the socket reports it; it replaces whatever a client put in the header.
-    let peer = conn
-        .info
-        .peer_addr
-        .as_ref()
-        .and_then(|addr| http::HeaderValue::from_str(&addr.to_string()).ok());
+    let Accepted { conn, _slot } = accepted;
     let activity = Arc::new(Activity::default());
     let calls = Arc::clone(&activity);
     let hyper_service =
         hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            match &peer {
-                Some(peer) => {
-                    req.headers_mut()
-                        .insert(HEADER_TRANS_REMOTE_ADDR, peer.clone());
-                }
-                None => {
-                    req.headers_mut().remove(HEADER_TRANS_REMOTE_ADDR);
-                }
-            }
             let mut service = service.clone();
-            calls.begin();
+            let load = calls.begin();
+            req.extensions_mut().insert(ConnectionLoad(load));
             // Ends the call when its body ends, or when the call is dropped before that.
             let on_end = {
                 let calls = Arc::clone(&calls);
@@ -335,13 +369,18 @@ async fn serve_connection<S>(
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)
         .max_send_buf_size(MAX_SEND_BUF)
-        .max_header_list_size(MAX_HEADER_LIST)
+        .max_header_list_size(settings.max_header_list_bytes)
         .max_concurrent_streams(settings.max_concurrent_streams)
         .keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout);
-    let connection = builder.serve_connection(TokioIo::new(conn), hyper_service);
+    let (io, preface) = Preface::watch(conn);
+    let connection = builder.serve_connection(TokioIo::new(io), hyper_service);
     tokio::pin!(connection);
     let mut going_away = false;
+    // The preface deadline, then (once told to go away for idleness) the closing deadline.
+    let deadline = tokio::time::sleep(settings.handshake_timeout);
+    tokio::pin!(deadline);
+    let mut deadline_armed = true;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -358,8 +397,99 @@ async fn serve_connection<S>(
                 tracing::debug!("closing idle connection");
                 connection.as_mut().graceful_shutdown();
                 going_away = true;
+                // hyper waits for the peer to acknowledge; an idle peer need not.
+                deadline.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
+                deadline_armed = true;
+            }
+            () = deadline.as_mut(), if deadline_armed => {
+                deadline_armed = false;
+                if going_away {
+                    tracing::debug!("idle connection did not close in time; dropping it");
+                    return;
+                }
+                if !preface.load(Ordering::Relaxed) {
+                    tracing::debug!("no HTTP/2 preface within the handshake timeout; dropping the connection");
+                    return;
+                }
             }
         }
+    }
+}
+
+/// The client's HTTP/2 connection preface is 24 bytes; then SETTINGS follow.
+const PREFACE_LEN: usize = 24;
+
+pin_project_lite::pin_project! {
+    /// A connection's I/O that notes when the client has sent a whole preface's worth
+    /// of bytes. After that, reads pass through with one comparison.
+    struct Preface<IO> {
+        #[pin]
+        io: IO,
+        // Bytes still to see before the preface counts as sent.
+        remaining: usize,
+        seen: Arc<AtomicBool>,
+    }
+}
+
+impl<IO> Preface<IO> {
+    fn watch(io: IO) -> (Self, Arc<AtomicBool>) {
+        let seen = Arc::new(AtomicBool::new(false));
+        let watched = Self {
+            io,
+            remaining: PREFACE_LEN,
+            seen: Arc::clone(&seen),
+        };
+        (watched, seen)
+    }
+}
+
+impl<IO: AsyncRead> AsyncRead for Preface<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.io.poll_read(cx, buf);
+        if *this.remaining > 0 {
+            let read = buf.filled().len() - before;
+            *this.remaining = this.remaining.saturating_sub(read);
+            if *this.remaining == 0 {
+                this.seen.store(true, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite> AsyncWrite for Preface<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
 
@@ -374,9 +504,10 @@ struct Activity {
 }
 
 impl Activity {
-    fn begin(&self) {
+    /// Counts a new call; returns the calls now open, this one included.
+    fn begin(&self) -> usize {
         self.started.fetch_add(1, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::AcqRel);
+        self.open.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     fn end(&self) {

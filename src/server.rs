@@ -2,9 +2,10 @@
 //!
 //! [`BasicServer::serve`] takes an already bound listener and a shutdown future, like
 //! mini-redis's `server::run`: the binary passes SIGINT/SIGTERM, tests pass a oneshot.
-//! It assembles volo-grpc's parts itself (router, `MetaService`, our layers) and runs
-//! them on connections from [`crate::net`], rather than through volo's `Server`, whose
-//! accept loop has no idle timeout, blocks on TLS handshakes and cannot bound shutdown.
+//! It assembles volo-grpc's router and our layers itself and runs them on connections
+//! from [`crate::net`] through [`crate::dispatch`], rather than through volo's `Server`,
+//! whose accept loop has no idle timeout, blocks on TLS handshakes and cannot bound
+//! shutdown.
 //!
 //! Shutdown: when the future completes the server stops accepting, tells clients to go
 //! away (HTTP/2 GOAWAY) and lets open calls finish for the grace period. Then it tells
@@ -27,19 +28,19 @@ use volo_gen::{
 use volo_grpc::{
     body::BoxBody,
     codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
-    server::{MetaService, Router, ServiceBuilder},
-    tracing::DefaultProvider,
+    server::{Router, ServiceBuilder},
 };
 
 use crate::{
     config::Config,
+    dispatch::Dispatch,
     eliza::Script,
     error::ServerError,
     handlers::BasicHandler,
     health::HealthReporter,
     layers::{
         AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
-        MetricsLayer, RequestIdLayer, ShareLayer,
+        MetricsLayer, RequestIdLayer, message_size::Timeouts,
     },
     net::{Acceptor, Http2Settings, serve_connections, tls_config},
     reflection::Reflection,
@@ -186,39 +187,55 @@ where
                 ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection)).build(),
             );
         // A request passes the layers in this order:
-        // MessageSize (HTTP body) -> volo's MetaService -> RequestId -> AccessLog -> Metrics
+        // MessageSize (HTTP body) -> Dispatch -> RequestId -> AccessLog -> Metrics
         //   -> CatchPanic -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
         // Logging and metrics come first so they see every outcome, refusals included.
-        // ShareLayer only makes the per-request clone of this stack cheap.
         let layers = motore::builder::ServiceBuilder::new()
-            .layer(ShareLayer)
             .layer(RequestIdLayer)
             .layer(AccessLogLayer)
             .layer(MetricsLayer::new())
             .layer(CatchPanicLayer)
             .layer(AuthLayer::new(config.auth_token.as_deref()))
-            .layer(LoadShedLayer::new(config.max_in_flight))
+            .layer(LoadShedLayer::new(
+                config.max_in_flight,
+                config.max_in_flight_per_connection,
+            ))
             .layer(DeadlineLayer)
             .service(router);
-        let service = tower::Layer::layer(
-            &MessageSizeLayer::new(config.max_message_bytes),
-            MetaService::new(layers, DefaultProvider),
+        // One stack for all connections; each connection gets a cheap handle to it.
+        let layers = Arc::new(layers);
+        let message_size = MessageSizeLayer::new(
+            config.max_message_bytes,
+            Timeouts {
+                request: config.request_timeout,
+                stream_idle: config.stream_idle_timeout,
+            },
         );
+        let make_service = move |peer| {
+            tower::Layer::layer(&message_size, Dispatch::new(Arc::clone(&layers), peer))
+        };
         let settings = Http2Settings {
             max_concurrent_streams: config.max_concurrent_streams,
             keepalive_interval: config.keepalive_interval,
             keepalive_timeout: config.keepalive_timeout,
             idle_timeout: config.idle_timeout,
+            handshake_timeout: config.handshake_timeout,
+            max_header_list_bytes: config.max_header_list_bytes,
         };
 
-        let incoming = Acceptor::new(listener, tls.clone(), config.tls_handshake_timeout)
-            .map_err(ServerError::Listen)?;
+        let incoming = Acceptor::new(
+            listener,
+            tls.clone(),
+            config.handshake_timeout,
+            config.max_connections,
+        )
+        .map_err(ServerError::Listen)?;
         let connections = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
         let closing = CancellationToken::new();
         let accepting = tokio::spawn(serve_connections(
             incoming,
-            service,
+            make_service,
             settings,
             stop_accepting.clone(),
             connections.clone(),

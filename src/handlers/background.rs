@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use futures::{FutureExt, StreamExt};
 use pilota::{
-    Bytes, FastStr,
+    Bytes,
     pb::{EncodeLengthContext, Message},
 };
 use volo_gen::{
@@ -97,24 +97,24 @@ fn progress(
 /// The wire form of a finished simulated call.
 pub fn to_response(outcome: &Outcome) -> SomeServiceResponse {
     let mut buf = uuid::Uuid::encode_buffer();
-    let id = FastStr::new(outcome.id.hyphenated().encode_lower(&mut buf));
+    let id = outcome.id.hyphenated().encode_lower(&mut buf).to_owned();
     match &outcome.result {
         Ok(protocol) => SomeServiceResponse {
             id,
-            name: FastStr::new(format!("service-{}", outcome.index)),
-            version: FastStr::from_static_str("v1"),
+            name: format!("service-{}", outcome.index),
+            version: "v1".to_owned(),
             data: Some(SomeServiceData {
-                value: FastStr::from_static_str(protocol.as_str()),
-                r#type: FastStr::from_static_str("protocol"),
+                value: protocol.as_str().to_owned(),
+                r#type: "protocol".to_owned(),
             }),
         },
         Err(err) => SomeServiceResponse {
             id,
-            name: FastStr::from_static_str("background-error"),
-            version: FastStr::from_static_str("v1"),
+            name: "background-error".to_owned(),
+            version: "v1".to_owned(),
             data: Some(SomeServiceData {
-                value: FastStr::new(err.to_string()),
-                r#type: FastStr::from_static_str("error"),
+                value: err.to_string(),
+                r#type: "error".to_owned(),
             }),
         },
     }

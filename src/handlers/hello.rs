@@ -2,7 +2,6 @@
 
 use std::time::SystemTime;
 
-use pilota::FastStr;
 use volo_gen::basic::service::v1::{HelloResponse, HelloResponseEvent};
 
 use crate::cloudevent::{envelope, pack, timestamp};
@@ -17,9 +16,7 @@ pub fn hello(message: &str) -> HelloResponse {
     let mut greeting = String::with_capacity(7 + message.len());
     greeting.push_str("Hello, ");
     greeting.push_str(message);
-    let payload = pack(&HelloResponseEvent {
-        greeting: FastStr::from_string(greeting),
-    });
+    let payload = pack(&HelloResponseEvent { greeting });
     HelloResponse {
         cloud_event: Some(envelope(
             SOURCE,

@@ -51,7 +51,7 @@ pub fn talk(
                 break;
             }
             let reply = eliza.reply(&request.message);
-            yield Ok(TalkResponse { answer: reply.text.into() });
+            yield Ok(TalkResponse { answer: reply.text });
             if reply.goodbye {
                 break;
             }

@@ -1,5 +1,6 @@
-//! Load shedding: a global limit on calls in flight; over it a call fails fast with
-//! RESOURCE_EXHAUSTED instead of queueing without bound.
+//! Load shedding: a global limit on calls in flight, and a share of it per connection;
+//! over either a call fails fast with RESOURCE_EXHAUSTED instead of queueing without
+//! bound. The share keeps one client (one connection) from taking the whole pool.
 //!
 //! A call holds its permit until its response body ends (for streams, the whole stream),
 //! so the limit counts open streams too. Health checks are never shed: a probe failing
@@ -15,20 +16,23 @@ use super::{
     GrpcService,
     body::{Observed, OnEnd},
 };
+use crate::net::ConnectionLoad;
 
-/// Admits at most `max` calls at once.
+/// Admits at most `max` calls at once, and at most `per_connection` from one connection.
 #[derive(Debug, Clone)]
 pub struct LoadShedLayer {
     permits: Arc<Semaphore>,
     max: usize,
+    per_connection: usize,
 }
 
 impl LoadShedLayer {
-    /// A limit of `max` calls in flight.
-    pub fn new(max: usize) -> Self {
+    /// A limit of `max` calls in flight, `per_connection` of them on one connection.
+    pub fn new(max: usize, per_connection: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             max,
+            per_connection,
         }
     }
 }
@@ -41,6 +45,7 @@ impl<S> motore::layer::Layer<S> for LoadShedLayer {
             inner,
             permits: self.permits,
             max: self.max,
+            per_connection: self.per_connection,
         }
     }
 }
@@ -51,6 +56,7 @@ pub struct LoadShed<S> {
     inner: S,
     permits: Arc<Semaphore>,
     max: usize,
+    per_connection: usize,
 }
 
 impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for LoadShed<S> {
@@ -68,6 +74,17 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for LoadSh
             .starts_with("/grpc.health.v1.Health/")
         {
             return self.inner.call(cx, req).await;
+        }
+        // Counted by the connection (crate::net), this call included.
+        let open = req
+            .extensions()
+            .get::<ConnectionLoad>()
+            .map_or(0, |load| load.0);
+        if open > self.per_connection {
+            return Err(Status::resource_exhausted(format!(
+                "this connection is at its limit of {} calls in flight; retry later",
+                self.per_connection
+            )));
         }
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             return Err(Status::resource_exhausted(format!(

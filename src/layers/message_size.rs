@@ -9,30 +9,50 @@
 //! limit, and handed on uncompressed (the `grpc-encoding` header is removed), so
 //! nothing is decompressed twice. Bodies made of whole uncompressed messages pass
 //! through without a copy.
+//!
+//! It also bounds how long the server waits for a message ([`Timeouts`]): a unary call's
+//! request message, or a client stream's next message, must arrive in time, or the call
+//! ends with DEADLINE_EXCEEDED. A client that opens calls and never sends their
+//! messages cannot hold in-flight capacity forever.
 
 use std::{
+    future::Future,
     io::Read,
     pin::Pin,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
 use volo_grpc::{Status, body::BoxBody};
+
+use crate::route::Route;
 
 /// The gRPC length prefix: 1 flag byte and a 4-byte big-endian length.
 const PREFIX: usize = 5;
 
-/// Caps decoded request messages at `max` bytes.
+/// Caps decoded request messages at `max` bytes, and the waits for them.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageSizeLayer {
     max: usize,
+    timeouts: Timeouts,
+}
+
+/// How long the server waits for a request message; `None`: as long as it takes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeouts {
+    /// For the one request message of a unary-request call (Hello, Background, ...).
+    pub request: Option<Duration>,
+    /// For each next message of a client stream (Talk, reflection).
+    pub stream_idle: Option<Duration>,
 }
 
 impl MessageSizeLayer {
-    /// A limit of `max` bytes per decoded message.
-    pub fn new(max: usize) -> Self {
-        Self { max }
+    /// A limit of `max` bytes per decoded message, waits bounded by `timeouts`.
+    pub fn new(max: usize, timeouts: Timeouts) -> Self {
+        Self { max, timeouts }
     }
 }
 
@@ -43,6 +63,7 @@ impl<S> tower::Layer<S> for MessageSizeLayer {
         MessageSize {
             inner,
             max: self.max,
+            timeouts: self.timeouts,
         }
     }
 }
@@ -52,6 +73,7 @@ impl<S> tower::Layer<S> for MessageSizeLayer {
 pub struct MessageSize<S> {
     inner: S,
     max: usize,
+    timeouts: Timeouts,
 }
 
 /// A compression we can undo here.
@@ -85,6 +107,15 @@ where
             req.headers_mut().remove("grpc-encoding");
         }
         let max = self.max;
+        let wait = if Route::of_path(req.uri().path()).client_streams() {
+            self.timeouts
+                .stream_idle
+                .map(|after| Wait::new(after, WaitFor::NextMessage))
+        } else {
+            self.timeouts
+                .request
+                .map(|after| Wait::new(after, WaitFor::Request))
+        };
         self.inner.call(req.map(|inner| {
             BoxBody::new(Limited {
                 inner,
@@ -92,6 +123,7 @@ where
                 encoding,
                 pending: BytesMut::new(),
                 done: false,
+                wait,
             })
         }))
     }
@@ -106,6 +138,67 @@ struct Limited {
     pending: BytesMut,
     /// Set after an error: nothing more is read.
     done: bool,
+    /// The bound on waiting for a message, if any.
+    wait: Option<Wait>,
+}
+
+/// What the server is waiting for, for the error message.
+#[derive(Debug, Clone, Copy)]
+enum WaitFor {
+    Request,
+    NextMessage,
+}
+
+/// A bound on the time the server waits for a message. The timer starts when a read
+/// finds nothing to deliver and stops when a whole message is delivered; it is
+/// allocated the first time a read has to wait, so a call whose message arrives with
+/// its headers never allocates one.
+struct Wait {
+    after: Duration,
+    what: WaitFor,
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+}
+
+impl Wait {
+    fn new(after: Duration, what: WaitFor) -> Self {
+        Self {
+            after,
+            what,
+            timer: None,
+            waiting: false,
+        }
+    }
+
+    /// Called when the body has nothing yet: starts the timer if it is not running, and
+    /// gives the error once it has run out.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        let deadline = Instant::now() + self.after;
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if !self.waiting {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.waiting = true;
+        timer.as_mut().poll(cx).is_ready().then(|| {
+            let secs = self.after.as_secs_f64();
+            Status::deadline_exceeded(match self.what {
+                WaitFor::Request => format!("request message not received within {secs} s"),
+                WaitFor::NextMessage => format!("no message on this stream for {secs} s"),
+            })
+        })
+    }
+
+    /// A whole message was delivered: the next wait starts afresh.
+    fn delivered(&mut self) {
+        self.waiting = false;
+    }
 }
 
 fn too_large(what: &str, len: usize, max: usize) -> Status {
@@ -218,7 +311,14 @@ impl Body for Limited {
                 return Poll::Ready(None);
             }
             let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if let Some(status) = this.wait.as_mut().and_then(|w| w.poll_expired(cx)) {
+                        this.done = true;
+                        this.pending = BytesMut::new();
+                        return Poll::Ready(Some(Err(status)));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status))),
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(None) => return Poll::Ready(this.end_of_body(None)),
@@ -228,11 +328,19 @@ impl Body for Limited {
                 Err(trailers) => return Poll::Ready(this.end_of_body(Some(trailers))),
             };
             if this.pending.is_empty() && this.whole_plain_messages(&data) {
+                if let Some(wait) = &mut this.wait {
+                    wait.delivered();
+                }
                 return Poll::Ready(Some(Ok(Frame::data(data))));
             }
             this.pending.extend_from_slice(&data);
             match this.drain_complete() {
-                Ok(Some(messages)) => return Poll::Ready(Some(Ok(Frame::data(messages)))),
+                Ok(Some(messages)) => {
+                    if let Some(wait) = &mut this.wait {
+                        wait.delivered();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(messages))));
+                }
                 Ok(None) => continue, // need more bytes
                 Err(status) => {
                     this.done = true;
@@ -289,6 +397,7 @@ mod tests {
             encoding,
             pending: BytesMut::new(),
             done: false,
+            wait: None,
         };
         let collected = body.collect().await?;
         Ok(collected.to_bytes().to_vec())

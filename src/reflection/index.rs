@@ -60,10 +60,11 @@ impl Index {
         let mut index = Index::default();
         let mut pending: Vec<FileDescriptor> = roots.iter().map(|&file| file.clone()).collect();
         while let Some(file) = pending.pop() {
-            if index.files.contains_key(file.proto().name()) {
+            let name = file.proto().name();
+            if index.files.contains_key(name) || name == CODEGEN_OPTIONS_FILE {
                 continue;
             }
-            index.add_file(file.proto())?;
+            index.add_file(&without_codegen_options(file.proto()))?;
             pending.extend(file.deps().iter().cloned());
         }
         // The walk follows pilota's dependency links; check they agree with the imports
@@ -188,6 +189,39 @@ impl Index {
         self.symbols.insert(name, Symbol { file, kind });
         Ok(())
     }
+}
+
+/// `idl/pilota.proto`: declares the codegen option `(pilota.rust_type)`, which matters to
+/// the generated Rust only. Reflection serves the files as if it had never been imported.
+const CODEGEN_OPTIONS_FILE: &str = "pilota.proto";
+
+/// The field number of `(pilota.rust_type)` in `FieldOptions`.
+const RUST_TYPE_OPTION: u32 = 1215204;
+
+/// `proto` without the import of [`CODEGEN_OPTIONS_FILE`] and without its option on
+/// fields: what clients see is the contract, not how this server generates code for it.
+fn without_codegen_options(proto: &FileDescriptorProto) -> FileDescriptorProto {
+    fn strip(message: &mut DescriptorProto) {
+        for field in &mut message.field {
+            if let Some(options) = field.options.as_mut() {
+                let unknown = options.special_fields.mut_unknown_fields();
+                unknown.remove(RUST_TYPE_OPTION);
+                if unknown.iter().next().is_none() {
+                    // `remove` leaves an empty map behind; make it compare as no options.
+                    *unknown = Default::default();
+                }
+                if *options == Default::default() {
+                    field.options.clear();
+                }
+            }
+        }
+        message.nested_type.iter_mut().for_each(strip);
+    }
+    let mut proto = proto.clone();
+    // Only plain imports are used in idl/, so no public/weak index needs renumbering.
+    proto.dependency.retain(|dep| dep != CODEGEN_OPTIONS_FILE);
+    proto.message_type.iter_mut().for_each(strip);
+    proto
 }
 
 /// `scope.name`, or `name` at the root (a file without a package).
@@ -378,6 +412,27 @@ mod tests {
             assert!(
                 proto.extension.is_empty() && !proto.message_type.iter().any(declares),
                 "{name} declares extensions"
+            );
+        }
+    }
+
+    /// The codegen option (UTF-8 validated strings) is ours, not part of the contract.
+    #[test]
+    fn served_files_carry_no_codegen_options() {
+        let index = index();
+        for (name, file) in &index.files {
+            let proto = FileDescriptorProto::parse_from_bytes(&file.bytes).expect("parses");
+            assert!(
+                !proto.dependency.iter().any(|d| d == CODEGEN_OPTIONS_FILE),
+                "{name}"
+            );
+            fn clean(message: &DescriptorProto) -> bool {
+                message.field.iter().all(|f| f.options.is_none())
+                    && message.nested_type.iter().all(clean)
+            }
+            assert!(
+                proto.message_type.iter().all(clean),
+                "{name} has field options"
             );
         }
     }

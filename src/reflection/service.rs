@@ -59,7 +59,6 @@ macro_rules! reflection_version {
                 ErrorResponse, ExtensionNumberResponse, FileDescriptorResponse,
                 ListServiceResponse, ServerReflection, ServerReflectionRequest,
                 ServerReflectionResponse, ServiceResponse,
-                server_reflection_request::MessageRequest,
                 server_reflection_response::MessageResponse,
             };
             use volo_grpc::{RecvStream, Request, Response, Status};
@@ -84,22 +83,22 @@ macro_rules! reflection_version {
                 reflection: &Reflection,
                 request: ServerReflectionRequest,
             ) -> ServerReflectionResponse {
-                let query = match &request.message_request {
-                    None => Query::Unset,
-                    Some(MessageRequest::ListServices(_)) => Query::ListServices,
-                    Some(MessageRequest::FileByFilename(name)) => Query::FileByFilename(name),
-                    Some(MessageRequest::FileContainingSymbol(symbol)) => {
-                        Query::FileContainingSymbol(symbol)
+                // The upstream oneof, as optional fields in proto order (see the proto).
+                let query = if let Some(name) = &request.file_by_filename {
+                    Query::FileByFilename(name)
+                } else if let Some(symbol) = &request.file_containing_symbol {
+                    Query::FileContainingSymbol(symbol)
+                } else if let Some(extension) = &request.file_containing_extension {
+                    Query::FileContainingExtension {
+                        containing_type: &extension.containing_type,
+                        number: extension.extension_number,
                     }
-                    Some(MessageRequest::FileContainingExtension(extension)) => {
-                        Query::FileContainingExtension {
-                            containing_type: &extension.containing_type,
-                            number: extension.extension_number,
-                        }
-                    }
-                    Some(MessageRequest::AllExtensionNumbersOfType(name)) => {
-                        Query::AllExtensionNumbersOfType(name)
-                    }
+                } else if let Some(name) = &request.all_extension_numbers_of_type {
+                    Query::AllExtensionNumbersOfType(name)
+                } else if request.list_services.is_some() {
+                    Query::ListServices
+                } else {
+                    Query::Unset
                 };
                 let message_response = match reflection.answer(query) {
                     Answer::Files(files) => {
@@ -111,7 +110,9 @@ macro_rules! reflection_version {
                         MessageResponse::ListServicesResponse(ListServiceResponse {
                             service: names
                                 .into_iter()
-                                .map(|name| ServiceResponse { name })
+                                .map(|name| ServiceResponse {
+                                    name: name.to_string(),
+                                })
                                 .collect(),
                         })
                     }
@@ -119,7 +120,7 @@ macro_rules! reflection_version {
                         base_type_name,
                         numbers,
                     } => MessageResponse::AllExtensionNumbersResponse(ExtensionNumberResponse {
-                        base_type_name,
+                        base_type_name: base_type_name.to_string(),
                         extension_number: numbers,
                     }),
                     Answer::Error { code, message } => {
@@ -146,8 +147,7 @@ reflection_version!(v1alpha);
 mod tests {
     use pilota::{Bytes, pb::Message};
     use volo_gen::grpc::reflection::v1::{
-        ServerReflectionRequest, server_reflection_request::MessageRequest,
-        server_reflection_response::MessageResponse,
+        ServerReflectionRequest, server_reflection_response::MessageResponse,
     };
 
     use super::{Reflection, v1};
@@ -158,10 +158,7 @@ mod tests {
     fn an_empty_list_services_from_a_go_client_lists_services() {
         let request = ServerReflectionRequest::decode(Bytes::from_static(&[0x3a, 0x00]))
             .expect("a valid request");
-        assert_eq!(
-            request.message_request,
-            Some(MessageRequest::ListServices("".into()))
-        );
+        assert_eq!(request.list_services.as_deref(), Some(""));
         let reflection = Reflection::for_basic_server().expect("the generated descriptors index");
         let response = v1::respond(&reflection, request);
         assert!(matches!(

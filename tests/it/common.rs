@@ -135,6 +135,6 @@ pub async fn open_talk(
 /// A Talk message.
 pub fn say(text: &str) -> TalkRequest {
     TalkRequest {
-        message: text.to_owned().into(),
+        message: text.to_owned(),
     }
 }

@@ -10,7 +10,7 @@ async fn greet(message: &str) -> (volo_gen::cloudevents::v1::CloudEvent, HelloRe
     let reply = server
         .client()
         .hello(HelloRequest {
-            message: message.to_owned().into(),
+            message: message.to_owned(),
         })
         .await
         .expect("hello succeeds")

@@ -9,7 +9,7 @@ use crate::common::{open_talk, say, slow_workers, start, test_config, within};
 
 fn hello(size: usize) -> HelloRequest {
     HelloRequest {
-        message: "a".repeat(size).into(),
+        message: "a".repeat(size),
     }
 }
 

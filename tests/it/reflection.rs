@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use volo_gen::grpc::reflection::{
     v1::{
         ServerReflectionClientBuilder, ServerReflectionRequest, ServerReflectionResponse,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        server_reflection_response::MessageResponse,
     },
     v1alpha,
 };
@@ -18,22 +18,28 @@ use volo_grpc::Code;
 
 use crate::common::{start, test_config, within};
 
-fn request(message: MessageRequest) -> ServerReflectionRequest {
+fn request() -> ServerReflectionRequest {
     ServerReflectionRequest {
         host: "localhost".into(),
-        message_request: Some(message),
+        ..Default::default()
     }
 }
 
 fn symbol(name: &str) -> ServerReflectionRequest {
-    request(MessageRequest::FileContainingSymbol(name.to_owned().into()))
+    ServerReflectionRequest {
+        file_containing_symbol: Some(name.to_owned()),
+        ..request()
+    }
 }
 
 /// grpcurl sends `"*"`. An empty string would not reach the server from this client:
 /// pilota leaves empty strings out even inside a oneof (the server does decode it; see
 /// the unit test in `src/reflection/service.rs`).
 fn list_services() -> ServerReflectionRequest {
-    request(MessageRequest::ListServices("*".into()))
+    ServerReflectionRequest {
+        list_services: Some("*".into()),
+        ..request()
+    }
 }
 
 /// Sends `requests` on one v1 stream, half-closes, and collects every response.
@@ -136,13 +142,11 @@ async fn requests_on_one_stream_are_answered_in_order() {
         symbol("basic.v1.BasicService.Hello"),
         symbol("cloudevents.v1.CloudEvent.CloudEventAttributeValue"),
         symbol("basic.v1.NoSuchThing"),
-        request(MessageRequest::FileByFilename(
-            "google/protobuf/timestamp.proto".into(),
-        )),
         ServerReflectionRequest {
-            host: "localhost".into(),
-            message_request: None,
+            file_by_filename: Some("google/protobuf/timestamp.proto".into()),
+            ..request()
         },
+        request(),
         list_services(),
     ];
     let replies = ask(server.addr, requests.clone()).await;
@@ -184,7 +188,7 @@ async fn requests_on_one_stream_are_answered_in_order() {
 #[tokio::test]
 async fn v1alpha_answers_like_v1() {
     use v1alpha::{
-        server_reflection_request::MessageRequest as AlphaRequest,
+        ServerReflectionRequest as AlphaRequest,
         server_reflection_response::MessageResponse as AlphaResponse,
     };
 
@@ -200,14 +204,19 @@ async fn v1alpha_answers_like_v1() {
         .address(server.addr)
         .build();
     let requests = [
-        AlphaRequest::ListServices("*".into()),
-        AlphaRequest::FileContainingSymbol("basic.v1.BasicService".into()),
-        AlphaRequest::FileContainingSymbol("basic.v1.NoSuchThing".into()),
-    ]
-    .map(|message| v1alpha::ServerReflectionRequest {
-        host: String::new().into(),
-        message_request: Some(message),
-    });
+        AlphaRequest {
+            list_services: Some("*".into()),
+            ..Default::default()
+        },
+        AlphaRequest {
+            file_containing_symbol: Some("basic.v1.BasicService".into()),
+            ..Default::default()
+        },
+        AlphaRequest {
+            file_containing_symbol: Some("basic.v1.NoSuchThing".into()),
+            ..Default::default()
+        },
+    ];
     let replies: Vec<_> = within(client.server_reflection_info(futures::stream::iter(requests)))
         .await
         .expect("v1alpha stream opens")

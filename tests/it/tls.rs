@@ -64,7 +64,7 @@ impl Pki {
                 key: self.path("server.key"),
                 client_ca: mtls.then(|| self.path("ca.pem")),
             }),
-            tls_handshake_timeout: Duration::from_millis(500),
+            handshake_timeout: Duration::from_millis(500),
             ..test_config()
         }
     }

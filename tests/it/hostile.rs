@@ -1,0 +1,292 @@
+//! Hostile input through the real server over raw HTTP/2: what a normal gRPC client
+//! cannot send. Each attack gets a clean gRPC status and the server keeps serving.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use proptest::{
+    prelude::*,
+    test_runner::{Config as PropConfig, TestRunner},
+};
+
+use crate::{
+    common::{start, test_config},
+    raw::{self, RawConn, Until},
+};
+
+/// Every RPC of every service, with a valid request message for each.
+const METHODS: &[(&str, &[u8])] = &[
+    ("/basic.v1.BasicService/Hello", b"\x0a\x03Ada"),
+    ("/basic.v1.BasicService/Talk", b"\x0a\x0eI am unhappy."),
+    ("/basic.v1.BasicService/Background", b"\x08\x02"),
+    (
+        "/grpc.health.v1.Health/Check",
+        b"\x0a\x16basic.v1.BasicService",
+    ),
+    ("/grpc.health.v1.Health/Watch", b"\x0a\x00"),
+    ("/grpc.health.v1.Health/List", b""),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        b"\x3a\x00",
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        b"\x22\x15basic.v1.BasicService",
+    ),
+];
+
+const INTERNAL: i32 = 13;
+
+/// A Hello that must succeed: the server is alive and well.
+async fn assert_serving(conn: &RawConn) {
+    let reply = conn
+        .unary("/basic.v1.BasicService/Hello", b"\x0a\x02ok")
+        .await
+        .expect("hello after the attack");
+    assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_any_string_field_is_refused_and_the_server_lives() {
+    let server = start(test_config()).await;
+    let conn = raw::connect(server.addr).await;
+    // The bytes from the report (this one used to crash the process), and two more.
+    let cases: &[(&str, &[u8])] = &[
+        ("/basic.v1.BasicService/Talk", b"\x0a\x02\xff\xfe"),
+        ("/basic.v1.BasicService/Talk", b"\x0a\x0bI am \x80\x80 sad"),
+        ("/basic.v1.BasicService/Hello", b"\x0a\x02\x41\xc3"),
+        ("/grpc.health.v1.Health/Check", b"\x0a\x02\xe2\x82"),
+        (
+            // file_by_filename
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            b"\x1a\x02\xff\xfe",
+        ),
+        (
+            // host
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            b"\x0a\x01\xff\x3a\x00",
+        ),
+    ];
+    for (path, message) in cases {
+        let reply = conn.unary(path, message).await.expect("a reply");
+        assert_eq!(reply.grpc_status, Some(INTERNAL), "{path}: {reply:?}");
+        assert!(
+            reply.grpc_message.contains("UTF-8") || reply.grpc_message.contains("utf-8"),
+            "{path}: the message says why: {:?}",
+            reply.grpc_message
+        );
+        // Nothing of the bad bytes comes back as a reply message.
+        assert!(reply.body.is_empty(), "{path}: {:?}", reply.body);
+        assert_serving(&conn).await;
+    }
+    server.stop().await;
+}
+
+/// A reply is clean when it is an HTTP 200 with a gRPC status from the spec's range,
+/// or (an endless stream such as Watch) a first whole message.
+fn clean(reply: &raw::RawReply) -> bool {
+    reply.http == 200
+        && match reply.grpc_status {
+            Some(code) => (0..=16).contains(&code),
+            None => !reply.body.is_empty(),
+        }
+}
+
+/// Random and mutated request messages for every RPC: always a clean status, never a
+/// crash, and the server serves afterwards.
+#[test]
+fn random_and_mutated_messages_get_a_clean_status() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (server, conn) = runtime.block_on(async {
+        let mut config = test_config();
+        config.sim.delay = Duration::ZERO..=Duration::from_millis(1);
+        config.max_processes = 64;
+        let server = start(config).await;
+        let conn = raw::connect(server.addr).await;
+        (server, conn)
+    });
+
+    // A valid message with a few bytes overwritten, inserted or cut; or plain noise.
+    let message = (0..METHODS.len()).prop_flat_map(|method| {
+        let valid = METHODS[method].1.to_vec();
+        let len = valid.len();
+        let mutated = proptest::collection::vec((0..len.max(1) + 1, any::<u8>(), 0..3u8), 1..4)
+            .prop_map(move |edits| {
+                let mut bytes = valid.clone();
+                for (at, byte, kind) in edits {
+                    let at = at.min(bytes.len());
+                    match kind {
+                        0 if at < bytes.len() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ => bytes.truncate(at),
+                    }
+                }
+                bytes
+            });
+        let noise = proptest::collection::vec(any::<u8>(), 0..48);
+        (Just(method), prop_oneof![mutated, noise])
+    });
+
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let result = runner.run(&message, |(method, bytes)| {
+        let (path, _) = METHODS[method];
+        let request = raw::grpc_request(path, &[]);
+        let body = raw::grpc_frame(&bytes);
+        let call = conn.call_until(request, &body, Until::FirstMessage);
+        let reply = runtime
+            .block_on(call)
+            .map_err(|err| TestCaseError::fail(format!("{path} {bytes:02x?}: {err}")))?;
+        prop_assert!(clean(&reply), "{path} {bytes:02x?}: {reply:?}");
+        Ok(())
+    });
+    runtime.block_on(async {
+        assert_serving(&conn).await;
+        server.stop().await;
+    });
+    if let Err(err) = result {
+        panic!("{err}");
+    }
+}
+
+#[tokio::test]
+async fn binary_metadata_is_accepted() {
+    let server = start(test_config()).await;
+    let conn = raw::connect(server.addr).await;
+    let request = raw::grpc_request(
+        "/basic.v1.BasicService/Hello",
+        &[("grpc-trace-bin", "AAECAw=="), ("x-custom-bin", "////")],
+    );
+    let reply = conn
+        .call(request, &raw::grpc_frame(b"\x0a\x02ok"))
+        .await
+        .expect("a reply");
+    assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+    assert_serving(&conn).await;
+    server.stop().await;
+}
+
+const DEADLINE_EXCEEDED: i32 = 4;
+const RESOURCE_EXHAUSTED: i32 = 8;
+
+#[tokio::test]
+async fn a_request_that_never_arrives_times_out_and_frees_its_place() {
+    let mut config = test_config();
+    config.request_timeout = Some(Duration::from_millis(500));
+    config.max_in_flight = 2;
+    let server = start(config).await;
+    let conn = raw::connect(server.addr).await;
+    let hello = || raw::grpc_request("/basic.v1.BasicService/Hello", &[]);
+    // HEADERS only; and 10 bytes of a message announced as 100.
+    let (nothing, _keep1) = conn.stall(hello(), b"").await.expect("open");
+    let mut partial = raw::grpc_frame(&[b'a'; 100]);
+    partial.truncate(15);
+    let (half, _keep2) = conn.stall(hello(), &partial).await.expect("open");
+    for response in [nothing, half] {
+        let reply = raw::read_reply(response, Until::End)
+            .await
+            .expect("a reply");
+        assert_eq!(reply.grpc_status, Some(DEADLINE_EXCEEDED), "{reply:?}");
+        assert!(
+            reply.grpc_message.contains("not received within"),
+            "{reply:?}"
+        );
+    }
+    // Both places are free again.
+    assert_serving(&conn).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_stops_sending_times_out() {
+    let mut config = test_config();
+    config.stream_idle_timeout = Some(Duration::from_millis(500));
+    let server = start(config).await;
+    let conn = raw::connect(server.addr).await;
+    let talk = raw::grpc_request("/basic.v1.BasicService/Talk", &[]);
+    let (response, _keep) = conn
+        .stall(talk, &raw::grpc_frame(b"\x0a\x05Hello"))
+        .await
+        .expect("open");
+    let reply = raw::read_reply(response, Until::End)
+        .await
+        .expect("a reply");
+    // The first message was answered; then the stream waited in vain.
+    assert!(reply.body.len() > 5, "one reply first: {reply:?}");
+    assert_eq!(reply.grpc_status, Some(DEADLINE_EXCEEDED), "{reply:?}");
+    assert!(reply.grpc_message.contains("no message"), "{reply:?}");
+    server.stop().await;
+}
+
+/// One client squatting on stalled calls cannot lock others out: each connection gets
+/// only its share of the in-flight pool.
+#[tokio::test]
+async fn stalled_calls_on_a_few_connections_leave_room_for_others() {
+    const POOL: usize = 60;
+    const SHARE: usize = 20;
+    const STALLED_PER_CONN: usize = 30;
+    let mut config = test_config();
+    config.max_in_flight = POOL;
+    config.max_in_flight_per_connection = SHARE;
+    config.request_timeout = None; // the squat lasts; only the share protects others
+    let server = start(config).await;
+
+    let mut held = Vec::new();
+    let mut attackers = Vec::new();
+    for _ in 0..2 {
+        let attacker = raw::connect(server.addr).await;
+        let mut answers = futures::stream::FuturesUnordered::new();
+        for _ in 0..STALLED_PER_CONN {
+            let request = raw::grpc_request("/basic.v1.BasicService/Hello", &[]);
+            let (response, stream) = attacker.stall(request, b"").await.expect("open");
+            held.push(stream);
+            answers.push(response);
+        }
+        // The calls over the share are refused at once (trailers-only); the rest wait.
+        for _ in 0..STALLED_PER_CONN - SHARE {
+            let reply = tokio::time::timeout(Duration::from_secs(30), answers.next())
+                .await
+                .expect("refusals within 30 s")
+                .expect("an answer")
+                .expect("no transport error");
+            let status = reply
+                .headers()
+                .get("grpc-status")
+                .and_then(|s| s.to_str().ok());
+            assert_eq!(status, Some("8"), "{reply:?}");
+        }
+        // No other call was answered: they are all held.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), answers.next())
+                .await
+                .is_err(),
+            "only the calls over the share are refused"
+        );
+        attackers.push(attacker);
+    }
+
+    let legit = raw::connect(server.addr).await;
+    let mut ok = 0;
+    for _ in 0..50 {
+        let reply = legit
+            .unary("/basic.v1.BasicService/Hello", b"\x0a\x02ok")
+            .await
+            .expect("a reply");
+        if reply.grpc_status == Some(0) {
+            ok += 1;
+        } else {
+            assert_eq!(reply.grpc_status, Some(RESOURCE_EXHAUSTED), "{reply:?}");
+        }
+    }
+    assert!(ok >= 45, "legit client: {ok} of 50 calls succeeded");
+    drop((held, attackers));
+    server.stop().await;
+}
