@@ -290,3 +290,127 @@ async fn stalled_calls_on_a_few_connections_leave_room_for_others() {
     drop((held, attackers));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metadata_over_the_header_limit_is_refused_before_any_handler() {
+    let mut config = test_config();
+    config.max_header_list_bytes = 8 * 1024;
+    let server = start(config).await;
+    let conn = raw::connect(server.addr).await;
+    let big = "x".repeat(16 * 1024);
+    let request = raw::grpc_request("/basic.v1.BasicService/Hello", &[("x-big", &big)]);
+    let reply = conn
+        .call(request, &raw::grpc_frame(b"\x0a\x02ok"))
+        .await
+        .expect("a reply");
+    // Refused by HTTP/2 itself: 431, no gRPC status, so no layer or handler ran.
+    assert_eq!(reply.http, 431, "{reply:?}");
+    assert!(reply.grpc_status.is_none() && reply.headers.get("x-request-id").is_none());
+    // Within the limit, the same header is fine.
+    let fits = "x".repeat(4 * 1024);
+    let request = raw::grpc_request("/basic.v1.BasicService/Hello", &[("x-big", &fits)]);
+    let reply = conn
+        .call(request, &raw::grpc_frame(b"\x0a\x02ok"))
+        .await
+        .expect("a reply");
+    assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+    assert_serving(&raw::connect(server.addr).await).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unfinished_header_block_cannot_grow_past_the_limit() {
+    use raw::frames::{self, CONTINUATION, HEADERS};
+    use tokio::io::AsyncWriteExt;
+
+    let mut config = test_config();
+    config.max_header_list_bytes = 16 * 1024;
+    let server = start(config).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(&frames::preface()).await.expect("preface");
+    let block = frames::grpc_headers("/basic.v1.BasicService/Hello", &[]);
+    tcp.write_all(&frames::frame(HEADERS, 0, 1, &block))
+        .await
+        .expect("headers");
+    // 4 MiB of CONTINUATION without END_HEADERS: the server must give up long before.
+    let chunk = frames::frame(CONTINUATION, 0, 1, &[0x00; 16 * 1024]);
+    let mut sent = 0usize;
+    for _ in 0..256 {
+        if tcp.write_all(&chunk).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    assert!(
+        raw::closed_within(&mut tcp, Duration::from_secs(10)).await,
+        "the connection is closed (sent {sent} bytes)"
+    );
+    assert_serving(&raw::connect(server.addr).await).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_that_never_send_the_preface_are_closed() {
+    use tokio::io::AsyncWriteExt;
+
+    let mut config = test_config();
+    config.handshake_timeout = Duration::from_millis(300);
+    let server = start(config).await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let mut half = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    half.write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("half a preface");
+    assert!(
+        raw::closed_within(&mut silent, Duration::from_secs(10)).await,
+        "silent"
+    );
+    assert!(
+        raw::closed_within(&mut half, Duration::from_secs(10)).await,
+        "half"
+    );
+    assert_serving(&raw::connect(server.addr).await).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_clients_wait_for_a_free_place() {
+    let mut config = test_config();
+    config.max_connections = 2;
+    config.handshake_timeout = Duration::from_secs(60);
+    let server = start(config).await;
+    let first = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let _second = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+
+    // The third connects (the kernel's backlog) but is not served while both stay open.
+    let addr = server.addr;
+    let mut third = tokio::spawn(async move {
+        let conn = raw::connect(addr).await;
+        conn.unary("/basic.v1.BasicService/Hello", b"\x0a\x02ok")
+            .await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut third)
+            .await
+            .is_err(),
+        "served beyond the cap"
+    );
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(30), third)
+        .await
+        .expect("served once a place is free")
+        .expect("task")
+        .expect("a reply");
+    assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+    server.stop().await;
+}

@@ -184,3 +184,84 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Hand-made HTTP/2 frames, for what even the `h2` crate refuses to send.
+pub mod frames {
+    /// The client connection preface and an empty SETTINGS frame.
+    pub fn preface() -> Vec<u8> {
+        let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        bytes.extend(frame(0x4, 0, 0, &[]));
+        bytes
+    }
+
+    pub const HEADERS: u8 = 0x1;
+    pub const CONTINUATION: u8 = 0x9;
+
+    /// One frame.
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut bytes = len.to_be_bytes()[1..].to_vec();
+        bytes.push(kind);
+        bytes.push(flags);
+        bytes.extend_from_slice(&stream.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// An HPACK header block for a gRPC call to `path` plus `extra` headers, every field
+    /// a literal without indexing (no Huffman coding).
+    pub fn grpc_headers(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut block = Vec::new();
+        let base = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ];
+        for (name, value) in base.iter().chain(extra) {
+            block.push(0);
+            string(&mut block, name);
+            string(&mut block, value);
+        }
+        block
+    }
+
+    fn string(block: &mut Vec<u8>, text: &str) {
+        integer(block, text.len(), 7);
+        block.extend_from_slice(text.as_bytes());
+    }
+
+    /// An HPACK integer with an `n`-bit prefix (first byte's high bits left zero).
+    fn integer(block: &mut Vec<u8>, mut value: usize, n: u32) {
+        let max = (1usize << n) - 1;
+        if value < max {
+            block.push(value as u8);
+            return;
+        }
+        block.push(max as u8);
+        value -= max;
+        while value >= 128 {
+            block.push((value % 128 + 128) as u8);
+            value /= 128;
+        }
+        block.push(value as u8);
+    }
+}
+
+/// Reads from `tcp` until the server closes the connection (EOF or reset); `false` if it
+/// is still open after `wait`.
+pub async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(wait, drain).await.is_ok()
+}
