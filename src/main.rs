@@ -1,10 +1,11 @@
 //! The `basic-service` binary: flags, logging, bind, serve until SIGINT/SIGTERM.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use anyhow::Context as _;
 use basic_service::{Args, BasicServer, Config, LogFormat};
 use clap::Parser;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: a gRPC server allocates small buffers per call on every worker thread;
@@ -14,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing(args.log_format);
+    let (log_writer, dropped) = init_tracing(args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let code = match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -30,7 +31,16 @@ fn main() -> ExitCode {
             eprintln!("basic-service: {err:#}");
             ExitCode::from(2)
         }
+    };
+    if dropped.dropped_lines() > 0 {
+        tracing::warn!(
+            lines = dropped.dropped_lines(),
+            "log lines dropped: stdout could not keep up"
+        );
     }
+    // Flushes the log lines still queued.
+    drop(log_writer);
+    code
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -60,15 +70,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Lines the log writer may hold while stdout is slow; beyond, new lines are dropped
+/// (and counted) rather than making calls wait.
+const LOG_BUFFER_LINES: usize = 64 * 1024;
+
 /// Logs to stdout; `RUST_LOG` filters (default `info`). Panics are logged too.
-fn init_tracing(format: LogFormat) {
+///
+/// Lines are formatted on the calling thread and written by a dedicated thread, so a
+/// call never waits on a `write` to stdout (the access log writes one line per call).
+/// Colours only on a terminal. Returns the writer's guard (dropping it flushes) and
+/// its count of dropped lines.
+fn init_tracing(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .finish(std::io::stdout());
+    let dropped = writer.error_counter();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     std::panic::set_hook(Box::new(|info| tracing::error!(%info, "panic")));
+    (guard, dropped)
 }
 
 /// Completes on the first SIGINT or SIGTERM.
