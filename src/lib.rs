@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod cloudevent;
+pub mod coalesce;
 pub mod config;
 pub mod dispatch;
 pub mod eliza;

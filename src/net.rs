@@ -51,7 +51,10 @@ use volo::net::{
 };
 use volo_grpc::{Status, body::BoxBody};
 
-use crate::layers::body::{Observed, OnEnd};
+use crate::{
+    coalesce::Coalesced,
+    layers::body::{Observed, OnEnd},
+};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -360,7 +363,7 @@ async fn serve_connection<S>(
             };
             async move {
                 let resp = service.call(req.map(volo_grpc::body::boxed)).await?;
-                Ok::<_, Status>(resp.map(|body| Observed::boxed(body, on_end)))
+                Ok::<_, Status>(resp.map(|body| Observed::boxed(Coalesced::boxed(body), on_end)))
             }
         });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
