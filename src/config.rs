@@ -8,7 +8,10 @@ use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
-use crate::simulator::SimConfig;
+use crate::{
+    simulator::SimConfig,
+    web::cors::{AllowedOrigins, BadOrigin},
+};
 
 /// The address the server listens on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
@@ -113,6 +116,12 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (off unless set).
     #[arg(long, env = "BASIC_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// Origins whose web pages may call the server from a browser (CORS), as
+    /// scheme://host[:port], comma-separated; `*` allows any. The server's own page
+    /// at / needs none.
+    #[arg(long, env = "BASIC_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// How log lines are written.
@@ -141,6 +150,8 @@ pub enum ConfigError {
     EmptyToken,
     #[error("--{0} is too large")]
     TooLarge(&'static str),
+    #[error(transparent)]
+    Cors(#[from] BadOrigin),
 }
 
 /// The validated configuration the server runs with.
@@ -179,6 +190,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Time between reporting NOT_SERVING and closing connections on shutdown.
     pub shutdown_drain: Duration,
+    /// Foreign origins whose pages may call from a browser (CORS).
+    pub cors_allowed_origins: AllowedOrigins,
 }
 
 /// PEM files for TLS.
@@ -209,6 +222,7 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(600)),
             metrics_addr: None,
             shutdown_drain: Duration::ZERO,
+            cors_allowed_origins: AllowedOrigins::SameOnly,
         }
     }
 }
@@ -249,6 +263,7 @@ impl TryFrom<&Args> for Config {
                 .then(|| Duration::from_secs(args.idle_timeout_secs)),
             metrics_addr: args.metrics_addr,
             shutdown_drain: Duration::from_secs(args.shutdown_drain_secs),
+            cors_allowed_origins: AllowedOrigins::parse(&args.cors_allowed_origins)?,
         };
         config.validate()?;
         Ok(config)
@@ -435,6 +450,23 @@ mod tests {
             parse(&["--auth-token", " "]).unwrap_err(),
             ConfigError::EmptyToken
         );
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let config = parse(&[
+            "--cors-allowed-origins",
+            "http://localhost:5173,https://a.example",
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.cors_allowed_origins,
+            AllowedOrigins::List(ref list) if list.len() == 2
+        ));
+        assert!(matches!(
+            parse(&["--cors-allowed-origins", "localhost:5173"]),
+            Err(ConfigError::Cors(_))
+        ));
     }
 
     #[test]

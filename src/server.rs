@@ -44,6 +44,7 @@ use crate::{
     net::{Acceptor, Http2Settings, serve_connections, tls_config},
     reflection::Reflection,
     simulator::Simulator,
+    web::Front,
 };
 
 /// How long streams get to write their final status after being told to end.
@@ -177,16 +178,26 @@ where
                     .send_compressions(compressions())
                     .build(),
             )
-            .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
+            // Every service accepts what MessageSize decompresses, so an unknown
+            // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
             .add_service(
-                ServiceBuilder::new(v1::ServerReflectionServer::new(self.reflection.clone()))
+                ServiceBuilder::new(HealthServer::new(health))
+                    .accept_compressions(compressions())
                     .build(),
             )
             .add_service(
-                ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection)).build(),
+                ServiceBuilder::new(v1::ServerReflectionServer::new(self.reflection.clone()))
+                    .accept_compressions(compressions())
+                    .build(),
+            )
+            .add_service(
+                ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection))
+                    .accept_compressions(compressions())
+                    .build(),
             );
         // A request passes the layers in this order:
-        // MessageSize (HTTP body) -> volo's MetaService -> RequestId -> AccessLog -> Metrics
+        // Front (HTTP: gRPC-Web, CORS, the page, 415) -> MessageSize (HTTP body)
+        //   -> volo's MetaService -> RequestId -> AccessLog -> Metrics
         //   -> CatchPanic -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
         // Logging and metrics come first so they see every outcome, refusals included.
         // ShareLayer only makes the per-request clone of this stack cheap.
@@ -200,9 +211,12 @@ where
             .layer(LoadShedLayer::new(config.max_in_flight))
             .layer(DeadlineLayer)
             .service(router);
-        let service = tower::Layer::layer(
-            &MessageSizeLayer::new(config.max_message_bytes),
-            MetaService::new(layers, DefaultProvider),
+        let service = Front::new(
+            tower::Layer::layer(
+                &MessageSizeLayer::new(config.max_message_bytes),
+                MetaService::new(layers, DefaultProvider),
+            ),
+            &config.cors_allowed_origins,
         );
         let settings = Http2Settings {
             max_concurrent_streams: config.max_concurrent_streams,
