@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail};
 use basic_service::client::{ClientArgs, describe};
 use clap::Parser;
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use volo_gen::basic::service::v1::TalkRequest;
 
@@ -49,7 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if interactive {
         println!("ELIZA is listening. Say goodbye (or press Ctrl-D) to leave.");
     }
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = stdin_lines();
     loop {
         if interactive {
             print!("> ");
@@ -58,7 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // Wait for the next line, unless the server ends the conversation meanwhile
         // (after a goodbye it does so right after the farewell).
         let line = tokio::select! {
-            line = lines.next_line() => line?,
+            line = lines.recv() => line.transpose()?,
             end = replies.next() => match end {
                 None => return Ok(()),
                 Some(Err(status)) => bail!("{}", describe(&status)),
@@ -82,4 +82,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         item.map_err(|status| anyhow!("{}", describe(&status)))?;
     }
     Ok(())
+}
+
+/// Lines of stdin, read on a thread of their own. (tokio's stdin reads on a thread
+/// the runtime waits for at exit, so after the farewell the program would hang until
+/// one more line came.) The thread ends with the process.
+fn stdin_lines() -> mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = mpsc::channel(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

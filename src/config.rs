@@ -8,7 +8,10 @@ use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
-use crate::simulator::SimConfig;
+use crate::{
+    simulator::SimConfig,
+    web::cors::{AllowedOrigins, BadOrigin},
+};
 
 /// The address the server listens on when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
@@ -145,6 +148,12 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (off unless set).
     #[arg(long, env = "BASIC_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// Origins whose web pages may call the server from a browser (CORS), as
+    /// scheme://host[:port], comma-separated; `*` allows any. The server's own page
+    /// at / needs none.
+    #[arg(long, env = "BASIC_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// How log lines are written.
@@ -175,6 +184,8 @@ pub enum ConfigError {
     TooLarge(&'static str),
     #[error("--{0} must be at least {1}")]
     TooSmall(&'static str, u32),
+    #[error(transparent)]
+    Cors(#[from] BadOrigin),
 }
 
 /// The validated configuration the server runs with.
@@ -223,6 +234,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Time between reporting NOT_SERVING and closing connections on shutdown.
     pub shutdown_drain: Duration,
+    /// Foreign origins whose pages may call from a browser (CORS).
+    pub cors_allowed_origins: AllowedOrigins,
 }
 
 /// PEM files for TLS.
@@ -258,6 +271,7 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(600)),
             metrics_addr: None,
             shutdown_drain: Duration::ZERO,
+            cors_allowed_origins: AllowedOrigins::SameOnly,
         }
     }
 }
@@ -303,6 +317,7 @@ impl TryFrom<&Args> for Config {
                 .then(|| Duration::from_secs(args.idle_timeout_secs)),
             metrics_addr: args.metrics_addr,
             shutdown_drain: Duration::from_secs(args.shutdown_drain_secs),
+            cors_allowed_origins: AllowedOrigins::parse(&args.cors_allowed_origins)?,
         };
         config.validate()?;
         Ok(config)
@@ -508,6 +523,23 @@ mod tests {
             parse(&["--auth-token", " "]).unwrap_err(),
             ConfigError::EmptyToken
         );
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let config = parse(&[
+            "--cors-allowed-origins",
+            "http://localhost:5173,https://a.example",
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.cors_allowed_origins,
+            AllowedOrigins::List(ref list) if list.len() == 2
+        ));
+        assert!(matches!(
+            parse(&["--cors-allowed-origins", "localhost:5173"]),
+            Err(ConfigError::Cors(_))
+        ));
     }
 
     #[test]

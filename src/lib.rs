@@ -16,6 +16,8 @@
 //! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
 //! - [`simulator`]: the simulated service calls behind Background.
 //! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
+//! - [`web`]: the HTTP front: gRPC-Web (tonic-web), CORS, the web page at `/`, and
+//!   HTTP 415 for requests that are not gRPC.
 //! - [`config`] and [`error`]: validated settings and start-up errors.
 //!
 //! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
@@ -36,6 +38,7 @@ pub mod reflection;
 pub mod route;
 pub mod server;
 pub mod simulator;
+pub mod web;
 
 pub use config::{Args, Config, LogFormat};
 pub use error::ServerError;

@@ -7,15 +7,16 @@
 //! clients wait in the listen backlog), retries after a pause when `accept` fails, and
 //! runs each TLS handshake in its own task with a timeout.
 //!
-//! [`serve_connections`] then runs HTTP/2 on each connection (hyper, as volo does),
+//! [`serve_connections`] then runs HTTP/2 or HTTP/1.1 on each connection (hyper),
 //! which lets the server own what volo's loop does not offer: a deadline for the
-//! HTTP/2 preface (a connection that never speaks is closed), an idle-connection
+//! connection preface (a connection that never speaks is closed), an idle-connection
 //! timeout (no call open for a while: GOAWAY, then close), a peer address taken from
 //! the socket rather than from a header, a bound on request headers, and a graceful
 //! shutdown that can be bounded.
 //!
 //! [`tls_config`] builds the rustls server configuration: ALPN `h2` (grpc-go clients
-//! insist on it) and, with a client CA, required and verified client certificates.
+//! insist on it) and `http/1.1` (browsers without HTTP/2) and, with a client CA,
+//! required and verified client certificates.
 
 use std::{
     fmt, io,
@@ -102,7 +103,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// A rustls server configuration with ALPN `h2`; with `client_ca`, client
+/// A rustls server configuration with ALPN `h2` and `http/1.1`; with `client_ca`, client
 /// certificates signed by it are required (mTLS).
 pub fn tls_config(
     cert: &Path,
@@ -125,7 +126,7 @@ pub fn tls_config(
         }
     };
     let mut config = builder.with_single_cert(load_certs(cert)?, load_key(key)?)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -366,8 +367,17 @@ async fn serve_connection<S>(
                 Ok::<_, Status>(resp.map(|body| Observed::boxed(Coalesced::boxed(body), on_end)))
             }
         });
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // HTTP/2 (prior knowledge, or ALPN h2) and HTTP/1.1 (browsers on plain http://,
+    // for gRPC-Web and the page) on the same port: told apart by the HTTP/2 preface.
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The request head (line and headers) is capped as HTTP/2's header list is, and
+        // at hyper's default of about 400 KiB (the same buffer holds body reads).
+        .max_buf_size((settings.max_header_list_bytes as usize).clamp(8 * 1024, 400 * 1024));
+    builder
+        .http2()
         .timer(TokioTimer::new())
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)

@@ -45,6 +45,7 @@ use crate::{
     net::{Acceptor, Http2Settings, serve_connections, tls_config},
     reflection::Reflection,
     simulator::Simulator,
+    web::Front,
 };
 
 /// How long streams get to write their final status after being told to end.
@@ -178,16 +179,26 @@ where
                     .send_compressions(compressions())
                     .build(),
             )
-            .add_service(ServiceBuilder::new(HealthServer::new(health)).build())
+            // Every service accepts what MessageSize decompresses, so an unknown
+            // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
             .add_service(
-                ServiceBuilder::new(v1::ServerReflectionServer::new(self.reflection.clone()))
+                ServiceBuilder::new(HealthServer::new(health))
+                    .accept_compressions(compressions())
                     .build(),
             )
             .add_service(
-                ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection)).build(),
+                ServiceBuilder::new(v1::ServerReflectionServer::new(self.reflection.clone()))
+                    .accept_compressions(compressions())
+                    .build(),
+            )
+            .add_service(
+                ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection))
+                    .accept_compressions(compressions())
+                    .build(),
             );
         // A request passes the layers in this order:
-        // MessageSize (HTTP body) -> Dispatch -> RequestId -> AccessLog -> Metrics
+        // Front (HTTP: gRPC-Web, CORS, the page, 415) -> MessageSize (HTTP body)
+        //   -> Dispatch -> RequestId -> AccessLog -> Metrics
         //   -> CatchPanic -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
         // Logging and metrics come first so they see every outcome, refusals included.
         let layers = motore::builder::ServiceBuilder::new()
@@ -211,8 +222,12 @@ where
                 stream_idle: config.stream_idle_timeout,
             },
         );
+        let front = Front::new((), &config.cors_allowed_origins);
         let make_service = move |peer| {
-            tower::Layer::layer(&message_size, Dispatch::new(Arc::clone(&layers), peer))
+            front.wrap(tower::Layer::layer(
+                &message_size,
+                Dispatch::new(Arc::clone(&layers), peer),
+            ))
         };
         let settings = Http2Settings {
             max_concurrent_streams: config.max_concurrent_streams,

@@ -2,7 +2,9 @@
 //!
 //! Fields: method, peer, request id, gRPC code, duration. For streams the event is
 //! written when the response body ends (or is dropped), so the duration and code cover
-//! the whole stream, not just its start. Events use the target `access`, so
+//! the whole stream, not just its start; the code is the one the client saw or caused
+//! ([`CallFate::resolve`]: CANCELLED for a client's reset, DEADLINE_EXCEEDED when its
+//! deadline ran out), not what trailers nobody received said. Events use the target `access`, so
 //! `RUST_LOG=info,access=off` silences them on their own.
 
 use std::time::Instant;
@@ -16,7 +18,7 @@ use volo_grpc::{
 
 use super::{
     GrpcService, RequestId,
-    body::{Observed, OnEnd},
+    body::{CallFate, Observed, OnEnd},
 };
 
 super::plain_layer! {
@@ -54,7 +56,7 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
     async fn call(
         &self,
         cx: &mut ServerContext,
-        req: Request<BoxBody>,
+        mut req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
         // Filtered out (e.g. RUST_LOG=info,access=off): no entry, no body wrapper.
         if !tracing::enabled!(target: "access", tracing::Level::WARN) {
@@ -70,7 +72,8 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Access
                 .unwrap_or_else(|| FastStr::from_static_str("-")),
             start: Instant::now(),
         };
-        let on_end = OnEnd::new(move |code| entry.write(code));
+        let fate = CallFate::of(req.extensions_mut());
+        let on_end = OnEnd::new(move |code| entry.write(fate.resolve(code)));
         match self.inner.call(cx, req).await {
             Ok(resp) => Ok(resp.map(|body| Observed::boxed(body, on_end))),
             Err(status) => {

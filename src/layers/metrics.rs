@@ -1,7 +1,8 @@
 //! RPC metrics: calls by method and gRPC code, latency, in-flight calls, open streams.
 //!
 //! Like the access log, a call is counted when its final status is known (for streams,
-//! when the stream ends). Names are listed in [`crate::metrics`].
+//! when the stream ends), with the code the client saw or caused ([`CallFate::resolve`]).
+//! Names are listed in [`crate::metrics`].
 //!
 //! Metric handles are looked up once per layer and kept, so a call costs a few atomic
 //! updates, not a registry lookup with label allocation.
@@ -18,7 +19,7 @@ use volo_grpc::{Code, Request, Response, Status, body::BoxBody, context::ServerC
 use super::{
     GrpcService,
     access_log::code_name,
-    body::{Observed, OnEnd},
+    body::{CallFate, Observed, OnEnd},
 };
 
 /// Methods served here, and whether their response is a stream. Any other path is
@@ -150,7 +151,7 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Metric
     async fn call(
         &self,
         cx: &mut ServerContext,
-        req: Request<BoxBody>,
+        mut req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
         let start = Instant::now();
         let path = cx.rpc_info().method();
@@ -165,7 +166,9 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Metric
         if streaming {
             handles.streams_open().increment(1.0);
         }
+        let fate = CallFate::of(req.extensions_mut());
         let on_end = OnEnd::new(move |code: Code| {
+            let code = fate.resolve(code);
             handles.in_flight().decrement(1.0);
             if streaming {
                 handles.streams_open().decrement(1.0);
