@@ -29,7 +29,7 @@ const HELLO: &str = "/basic.v1.BasicService/Hello";
 
 fn hello(name: &str) -> Vec<u8> {
     frame(&HelloRequest {
-        message: name.to_owned().into(),
+        message: name.to_owned(),
     })
 }
 
