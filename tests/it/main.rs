@@ -5,6 +5,7 @@ mod auth;
 mod background;
 mod binary;
 mod common;
+mod eliza_oracle;
 mod health;
 mod hello;
 mod keepalive;
