@@ -233,13 +233,10 @@ class Maker:
         self.fillers = [w for w in FILLERS if w.upper() not in bad and w not in GOODBYE_WORDS]
         self.neutral = [w for w in FILLERS if w.upper() not in doctor.keywords
                         and w not in GOODBYE_WORDS]
-        self.keywords_in_input = sorted(
-            w for k in doctor.keywords for w in doctor.inputs_for(k)
-            if w in doctor.keywords or doctor.substitution.get(w) in doctor.keywords
-            or w in doctor.keywords)
-        self.all_inputs = sorted(set(
-            w for k in doctor.keywords for w in [k] + doctor.sources.get(k, [])
-            if k not in ("DIT", "XFREMD") or self.rng.random() < 0.5))
+        # Every input word that is a keyword or becomes one (sorted: sets have no
+        # stable order between runs).
+        self.all_inputs = sorted({
+            w for k in doctor.keywords for w in [k] + doctor.sources.get(k, [])})
 
     def filler(self, n, neutral=False):
         pool = self.neutral if neutral else self.fillers
