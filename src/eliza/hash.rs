@@ -8,33 +8,33 @@
 /// The 6-bit BCD character set in code order 00..77 (octal); `_` marks unused codes.
 const BCD: &[u8; 64] = b"0123456789_='___+ABCDEFGHI_.)___-JKLMNOPQR_$*___ /STUVWXYZ_,(___";
 
-/// The BCD code of `c`; characters outside the set keep their own low 6 bits.
-fn bcd(c: char) -> u64 {
-    let code = u8::try_from(c)
-        .ok()
+/// The BCD code of byte `b`; bytes outside the set keep their own low 6 bits.
+fn bcd(b: u8) -> u64 {
+    let code = Some(b)
         .filter(|&b| b != b'_')
         .and_then(|b| BCD.iter().position(|&x| x == b));
     match code {
         Some(i) => i as u64,
-        None => u64::from(c) & 0o77,
+        None => u64::from(b & 0o77),
     }
 }
 
-/// The last six-character chunk of `word`, space padded and packed into 36 bits.
+/// The last six-byte chunk of `word`, space padded and packed into 36 bits.
 ///
 /// The 7094 stored a long word as consecutive machine words of six characters;
-/// the hash only ever saw the last one.
+/// the hash only ever saw the last one. A word beyond ASCII is cut into bytes of
+/// its UTF-8 form, as the re-creation the engine is tested against does.
 pub(crate) fn last_chunk(word: &str) -> u64 {
-    let len = word.chars().count();
-    let start = len.saturating_sub(1) / 6 * 6;
+    let bytes = word.as_bytes();
+    let start = bytes.len().saturating_sub(1) / 6 * 6;
     let mut packed = 0;
     let mut taken = 0;
-    for c in word.chars().skip(start) {
-        packed = (packed << 6) | bcd(c);
+    for &b in bytes.get(start..).unwrap_or_default() {
+        packed = (packed << 6) | bcd(b);
         taken += 1;
     }
     for _ in taken..6 {
-        packed = (packed << 6) | bcd(' ');
+        packed = (packed << 6) | bcd(b' ');
     }
     packed
 }
@@ -81,9 +81,23 @@ mod tests {
 
     #[test]
     fn characters_outside_the_set_keep_their_low_six_bits() {
-        assert_eq!(bcd('_'), u64::from(b'_') & 0o77);
-        assert_eq!(bcd('é'), u64::from('é') & 0o77);
-        assert_eq!(bcd('\''), 0o14);
-        assert_eq!(bcd('('), 0o74);
+        assert_eq!(bcd(b'_'), u64::from(b'_') & 0o77);
+        assert_eq!(bcd(b'\''), 0o14);
+        assert_eq!(bcd(b'('), 0o74);
+        assert_eq!(bcd(0xC3), 0xC3 & 0o77);
+    }
+
+    #[test]
+    fn words_beyond_ascii_are_hashed_as_utf8_bytes() {
+        // "CAFÉ" is five bytes (É is C3 89), padded with one space.
+        let expected = [b'C', b'A', b'F', 0xC3, 0x89, b' ']
+            .iter()
+            .fold(0, |packed, &b| (packed << 6) | bcd(b));
+        assert_eq!(last_chunk("CAF\u{C9}"), expected);
+        // "ABCDEÉ" is six characters but seven bytes: the last chunk is the last byte.
+        assert_eq!(
+            last_chunk("ABCDE\u{C9}"),
+            ((0x89 & 0o77) << 30) | 0o60_60_60_60_60
+        );
     }
 }

@@ -6,6 +6,7 @@ mod background;
 mod binary;
 mod common;
 mod conformance;
+mod eliza_oracle;
 mod health;
 mod hello;
 mod hostile;
