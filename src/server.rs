@@ -238,21 +238,23 @@ where
             max_header_list_bytes: config.max_header_list_bytes,
         };
 
-        let incoming = Acceptor::new(
+        let stop_accepting = CancellationToken::new();
+        let (incoming, accepting) = Acceptor::new(
             listener,
             tls.clone(),
             config.handshake_timeout,
             config.max_connections,
+            stop_accepting.clone(),
         )
         .map_err(ServerError::Listen)?;
         let connections = TaskTracker::new();
-        let stop_accepting = CancellationToken::new();
         let closing = CancellationToken::new();
-        let accepting = tokio::spawn(serve_connections(
+        // Tracked with the connections: it ends once the listener is closed and has
+        // handed over its last connection, and the grace period bounds that too.
+        connections.spawn(serve_connections(
             incoming,
             make_service,
             settings,
-            stop_accepting.clone(),
             connections.clone(),
             closing.clone(),
         ));
@@ -278,8 +280,10 @@ where
             grace_secs = grace.as_secs_f64(),
             "shutting down: letting open calls finish"
         );
+        // The listener refuses new connections, hands over the ones the kernel had
+        // already accepted (a proxy may have sent a call on them), then closes.
         stop_accepting.cancel();
-        // The accept loop only ends on `stop_accepting`; a panic there is a bug, logged.
+        // A panic in the accept loop is a bug, logged.
         if let Err(err) = accepting.await {
             tracing::error!(%err, "accept loop failed");
         }
