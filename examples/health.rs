@@ -54,7 +54,7 @@ async fn main() -> ExitCode {
     loop {
         let answer = health
             .check(HealthCheckRequest {
-                service: cli.service.clone().into(),
+                service: cli.service.clone(),
             })
             .await;
         let line = match &answer {
