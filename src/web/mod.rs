@@ -104,11 +104,13 @@ impl Kind {
 }
 
 /// Gives the call its [`CallFate`] and watches its body for the client leaving.
-fn with_fate(req: Request<BoxBody>) -> Request<BoxBody> {
+fn with_fate(mut req: Request<BoxBody>) -> Request<BoxBody> {
     let fate = Arc::new(CallFate::default());
-    let (mut parts, body) = req.into_parts();
-    parts.extensions.insert(Arc::clone(&fate));
-    Request::from_parts(parts, watch_transport(body, fate))
+    req.extensions_mut().insert(Arc::clone(&fate));
+    // (In place: taking the request apart and back would copy its head twice.)
+    let body = std::mem::take(req.body_mut());
+    *req.body_mut() = watch_transport(body, fate);
+    req
 }
 
 /// The answer to a request that is neither gRPC nor gRPC-Web.
@@ -170,19 +172,20 @@ where
                 }
             }
             Kind::Other => FrontFuture::Ready {
-                resp: Some(other(&req)),
+                resp: Some(Box::new(other(&req))),
             },
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The response of [`Front`]: gRPC calls go straight through, without a box.
+    /// The response of [`Front`]: gRPC calls go straight through, without a box. (The
+    /// others are boxed, so that the future every gRPC call waits on stays small.)
     #[project = FrontFutureProj]
     pub enum FrontFuture<F> {
         Grpc { #[pin] inner: F },
         Web { inner: BoxFuture<'static, Result<Response<BoxBody>, Status>> },
-        Ready { resp: Option<Response<BoxBody>> },
+        Ready { resp: Option<Box<Response<BoxBody>>> },
     }
 }
 
@@ -200,7 +203,7 @@ where
             }),
             FrontFutureProj::Web { inner } => inner.as_mut().poll(cx),
             FrontFutureProj::Ready { resp } => match resp.take() {
-                Some(resp) => Poll::Ready(Ok(resp)),
+                Some(resp) => Poll::Ready(Ok(*resp)),
                 // Polled again after completion: a caller bug, answered plainly.
                 None => Poll::Ready(Err(Status::internal("response already taken"))),
             },
