@@ -5,7 +5,8 @@
 //! of file descriptors) ends the server. [`Acceptor`] replaces it: a task accepts TCP
 //! connections, retries after a pause when `accept` fails, and runs each TLS handshake
 //! in its own task with a timeout; finished connections reach volo through a bounded
-//! channel.
+//! channel. At shutdown it closes the listener without resetting the connections the
+//! kernel had already accepted for it ([`close_listener`]).
 //!
 //! [`serve_connections`] then runs HTTP/2 on each connection (hyper, as volo does),
 //! which lets the server own what volo's loop does not offer: an idle-connection
@@ -37,6 +38,7 @@ use rustls::{
 use tokio::{
     net::TcpListener,
     sync::{Notify, mpsc},
+    task::JoinHandle,
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -144,33 +146,37 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Acceptor {
-    /// Starts accepting on `listener`; the task stops when the acceptor is dropped.
+    /// Starts accepting on `listener`, until `stop` is cancelled (see [`close_listener`]).
+    ///
+    /// The returned task ends once the listener is closed; it also stops when the
+    /// acceptor is dropped.
     pub fn new(
         listener: TcpListener,
         tls: Option<Arc<ServerConfig>>,
         handshake_timeout: Duration,
-    ) -> io::Result<Self> {
+        stop: CancellationToken,
+    ) -> io::Result<(Self, JoinHandle<()>)> {
         let local_addr = listener.local_addr()?;
         // Small: connections wait here only while the serve loop spawns the previous one.
         let (tx, ready) = mpsc::channel(64);
-        let tls = tls.map(TlsAcceptor::from);
-        tokio::spawn(accept_loop(listener, tx, tls, handshake_timeout));
-        Ok(Self { local_addr, ready })
+        let hand_over = HandOver {
+            tx,
+            tls: tls.map(TlsAcceptor::from),
+            handshake_timeout,
+            handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES)),
+        };
+        let task = tokio::spawn(accept_loop(listener, hand_over, stop));
+        Ok((Self { local_addr, ready }, task))
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tx: mpsc::Sender<Conn>,
-    tls: Option<TlsAcceptor>,
-    handshake_timeout: Duration,
-) {
+async fn accept_loop(listener: TcpListener, hand_over: HandOver, stop: CancellationToken) {
     let mut backoff = FIRST_BACKOFF;
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = tx.closed() => return,
+            () = stop.cancelled() => break,
+            () = hand_over.tx.closed() => return,
         };
         let (tcp, peer) = match accepted {
             Ok(ok) => {
@@ -184,28 +190,114 @@ async fn accept_loop(
                 continue;
             }
         };
+        if hand_over.conn(tcp, peer).await.is_err() {
+            return;
+        }
+    }
+    close_listener(listener, &hand_over).await;
+}
+
+/// How long the accept queue must stay empty, once new handshakes are refused, before
+/// the listener is closed: a handshake already under way completes within a round trip.
+const DRAIN_QUIET: Duration = Duration::from_millis(50);
+/// The longest a closing listener takes to hand over its accept queue.
+const DRAIN_MAX: Duration = Duration::from_secs(1);
+
+/// Closes the listener without dropping a connection the kernel has accepted for it.
+///
+/// The kernel completes TCP handshakes by itself and queues the connections until the
+/// server accepts them; a client (a proxy such as nginx) may already have sent a call
+/// on one. Closing a listener resets every connection still queued, and the call on it
+/// is lost after it was sent, which a proxy cannot retry (nginx never resends a gRPC
+/// call: the body is streamed). So: first make the kernel drop new connection attempts
+/// (their clients try again about a second later, find the port closed and go to
+/// another replica), then accept what is queued until the queue stays empty for
+/// [`DRAIN_QUIET`], hand it over to be served (with GOAWAY, as the server is closing:
+/// the calls already sent are answered), and only then close the listener.
+async fn close_listener(listener: TcpListener, hand_over: &HandOver) {
+    refuse_new_handshakes(&listener);
+    let deadline = tokio::time::Instant::now() + DRAIN_MAX;
+    let mut drained = 0_u32;
+    while let Ok(Ok((tcp, peer))) = tokio::time::timeout_at(
+        deadline.min(tokio::time::Instant::now() + DRAIN_QUIET),
+        listener.accept(),
+    )
+    .await
+    {
+        drained += 1;
+        if hand_over.conn(tcp, peer).await.is_err() {
+            return;
+        }
+    }
+    tracing::debug!(drained, "listener closed");
+}
+
+/// Makes the kernel drop new connection attempts (segments with SYN and without ACK)
+/// to `listener`, while handshakes already under way complete into its accept queue.
+/// A classic BPF socket filter, which sees each segment from its TCP header on.
+#[cfg(target_os = "linux")]
+fn refuse_new_handshakes(listener: &TcpListener) {
+    use socket2::{SockFilter, SockRef};
+    // Opcodes from linux/filter.h.
+    const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+    const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const FLAGS: u32 = 13; // offset of the flags byte in the TCP header
+    const SYN: u32 = 0x02;
+    const ACK: u32 = 0x10;
+    let program = [
+        SockFilter::new(LD_B_ABS, 0, 0, FLAGS),
+        SockFilter::new(AND_K, 0, 0, SYN | ACK),
+        // SYN without ACK: fall through to "drop"; anything else: skip to "keep".
+        SockFilter::new(JEQ_K, 0, 1, SYN),
+        SockFilter::new(RET_K, 0, 0, 0),
+        SockFilter::new(RET_K, 0, 0, u32::MAX),
+    ];
+    if let Err(err) = SockRef::from(listener).attach_filter(&program) {
+        tracing::warn!(%err, "cannot refuse new handshakes; connections made while the listener closes may be reset");
+    }
+}
+
+/// Elsewhere the queue is still drained; a connection made in the last instant may be
+/// reset.
+#[cfg(not(target_os = "linux"))]
+fn refuse_new_handshakes(_listener: &TcpListener) {}
+
+/// Turns accepted TCP connections into ready ones (TLS handshake, when TLS is on).
+struct HandOver {
+    tx: mpsc::Sender<Conn>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    handshakes: Arc<tokio::sync::Semaphore>,
+}
+
+/// The serve loop is gone (the acceptor was dropped).
+struct Closed;
+
+impl HandOver {
+    async fn conn(&self, tcp: tokio::net::TcpStream, peer: SocketAddr) -> Result<(), Closed> {
         // gRPC is latency-sensitive and its frames are small: no Nagle delay.
         let _ = tcp.set_nodelay(true);
         let info = ConnInfo {
             peer_addr: Some(Address::from(peer)),
         };
-        match &tls {
+        match &self.tls {
             None => {
                 let conn = Conn {
                     stream: ConnStream::Tcp(tcp),
                     info,
                 };
-                if tx.send(conn).await.is_err() {
-                    return;
-                }
+                self.tx.send(conn).await.map_err(|_| Closed)
             }
             Some(acceptor) => {
-                let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                let Ok(permit) = Arc::clone(&self.handshakes).try_acquire_owned() else {
                     tracing::warn!(%peer, "too many TLS handshakes in progress; connection dropped");
-                    continue;
+                    return Ok(());
                 };
                 let acceptor = acceptor.clone();
-                let tx = tx.clone();
+                let tx = self.tx.clone();
+                let handshake_timeout = self.handshake_timeout;
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
@@ -215,20 +307,22 @@ async fn accept_loop(
                                 stream: ConnStream::Tls(stream.into()),
                                 info,
                             };
-                            // Fails only when the server is shutting down.
+                            // Fails only when the serve loop is gone.
                             let _ = tx.send(conn).await;
                         }
                         Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
+                Ok(())
             }
         }
     }
 }
 
 impl Acceptor {
-    /// The next ready connection; `None` once the accept task has stopped.
+    /// The next ready connection; `None` once the listener is closed and every TLS
+    /// handshake under way then has ended.
     pub async fn accept(&mut self) -> Option<Conn> {
         self.ready.recv().await
     }
@@ -253,15 +347,16 @@ const WINDOW: u32 = 1024 * 1024;
 const MAX_SEND_BUF: usize = 400 * 1024;
 const MAX_HEADER_LIST: u32 = 16 << 20;
 
-/// Serves every accepted connection until `stop_accepting` is cancelled.
+/// Serves every connection `incoming` hands over, until it has no more (its listener
+/// is closed; see [`Acceptor::new`]).
 ///
 /// Each connection runs in a task of `connections`; cancelling `closing` makes them all
-/// shut down gracefully (GOAWAY, then finish their open calls).
+/// shut down gracefully (GOAWAY, then finish their open calls), including the ones that
+/// arrive after it.
 pub async fn serve_connections<S>(
     mut incoming: Acceptor,
     service: S,
     settings: Http2Settings,
-    stop_accepting: CancellationToken,
     connections: TaskTracker,
     closing: CancellationToken,
 ) where
@@ -271,12 +366,7 @@ pub async fn serve_connections<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    loop {
-        let conn = tokio::select! {
-            () = stop_accepting.cancelled() => return,
-            conn = incoming.accept() => conn,
-        };
-        let Some(conn) = conn else { return };
+    while let Some(conn) = incoming.accept().await {
         connections.spawn(serve_connection(
             conn,
             service.clone(),
@@ -403,5 +493,46 @@ impl Activity {
                 self.quiet.notified().await;
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusing_listener_keeps_its_queue_and_lets_no_new_connection_in() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Completed by the kernel, not yet accepted: it waits in the accept queue.
+        let mut queued = TcpStream::connect(addr).await.unwrap();
+        queued.write_all(b"call").await.unwrap();
+        refuse_new_handshakes(&listener);
+        let late = tokio::spawn(TcpStream::connect(addr));
+
+        // The queued connection is still there, with what its client sent.
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        let mut buf = [0; 4];
+        accepted.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"call");
+        // The late attempt never completes its handshake, so nothing more is queued
+        // (without the filter it would be there within microseconds).
+        let more = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(more.is_err(), "a connection got through the filter");
+
+        // Once the listener is closed, the late client is refused (its SYN is sent
+        // again about a second later): it never had a connection that could be reset.
+        drop(listener);
+        let late = tokio::time::timeout(Duration::from_secs(10), late)
+            .await
+            .expect("the late connect resolves")
+            .unwrap();
+        let err = late.expect_err("the late connect must fail");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     }
 }

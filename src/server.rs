@@ -211,16 +211,22 @@ where
             idle_timeout: config.idle_timeout,
         };
 
-        let incoming = Acceptor::new(listener, tls.clone(), config.tls_handshake_timeout)
-            .map_err(ServerError::Listen)?;
-        let connections = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
+        let (incoming, accepting) = Acceptor::new(
+            listener,
+            tls.clone(),
+            config.tls_handshake_timeout,
+            stop_accepting.clone(),
+        )
+        .map_err(ServerError::Listen)?;
+        let connections = TaskTracker::new();
         let closing = CancellationToken::new();
-        let accepting = tokio::spawn(serve_connections(
+        // Tracked with the connections: it ends once the listener is closed and has
+        // handed over its last connection, and the grace period bounds that too.
+        connections.spawn(serve_connections(
             incoming,
             service,
             settings,
-            stop_accepting.clone(),
             connections.clone(),
             closing.clone(),
         ));
@@ -246,8 +252,10 @@ where
             grace_secs = grace.as_secs_f64(),
             "shutting down: letting open calls finish"
         );
+        // The listener refuses new connections, hands over the ones the kernel had
+        // already accepted (a proxy may have sent a call on them), then closes.
         stop_accepting.cancel();
-        // The accept loop only ends on `stop_accepting`; a panic there is a bug, logged.
+        // A panic in the accept loop is a bug, logged.
         if let Err(err) = accepting.await {
             tracing::error!(%err, "accept loop failed");
         }
