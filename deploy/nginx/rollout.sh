@@ -260,6 +260,14 @@ for pid in "${client_pids[@]}" $long_pid; do kill -TERM "$pid" 2>/dev/null || tr
 for pid in "${client_pids[@]}" $long_pid; do wait "$pid" || true; done
 client_pids=()
 long_pid=""
+# The last replicas stop as the others did (in parallel: no call is open any more).
+for i in 1 2 3; do kill -TERM "${replica_pid[$i]}"; done
+for i in 1 2 3; do
+    code=0
+    wait "${replica_pid[$i]}" || code=$?
+    [ "$code" = 0 ] || die "replica $i exited with $code after SIGTERM (replica-$i.log)"
+    unset "replica_pid[$i]"
+done
 
 summary() { # $@: load output files; sums their summary lines
     awk '
