@@ -311,6 +311,7 @@ printf 'mixed load: %s calls, %s failed (unary %s, streams %s), by code: %s; lar
 [ "$(field "$mixed" failed)" = 0 ] || verdict=1
 if [ "$LONG_STREAMS" -gt 0 ]; then
     long=$(summary "$work/long.out")
+    [ "$(field "$long" files)" = 1 ] || die "the long conversations did not report: $(tail -n 3 "$work/long.out")"
     printf 'long conversations: %s, cut by a restart: %s, by code: %s\n' \
         "$(field "$long" calls)" "$(field "$long" failed)" "$(field "$long" codes)"
     # A cut conversation must end with the server's UNAVAILABLE, nothing else.
