@@ -17,6 +17,9 @@
 //!
 //! Everything stops after `--secs` seconds.
 
+#[path = "common/rss.rs"]
+mod rss;
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -77,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     anyhow::ensure!(cli.addr.ip().is_loopback(), "attacks run on loopback only");
     let until = Instant::now() + Duration::from_secs(cli.secs);
-    let rss = || cli.server_pid.and_then(rss_kib);
+    let rss = || cli.server_pid.and_then(rss::rss_kib);
     let before = rss();
     match cli.attack {
         Attack::Stall { connections, calls } => stall(cli.addr, connections, calls, until).await?,
@@ -269,13 +272,4 @@ async fn silent(addr: SocketAddr, connections: usize, until: Instant) -> anyhow:
     }
     println!("{connections} silent connections; still open at the end: {open}");
     Ok(())
-}
-
-/// The resident memory of process `pid`, in KiB (Linux).
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -10,6 +10,9 @@
 //! drops the stream), which is not an error. Any other failure is counted by gRPC code.
 //! With `--server-pid`, the server's resident memory (VmRSS) is sampled every 10 s.
 
+#[path = "common/rss.rs"]
+mod rss;
+
 use std::{
     collections::BTreeMap,
     process::ExitCode,
@@ -110,12 +113,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 
     let mut samples = Vec::new();
     while Instant::now() < deadline {
-        if let Some(rss) = cli.server_pid.and_then(rss_kib) {
-            samples.push((start.elapsed().as_secs(), rss));
+        if let Some(kib) = cli.server_pid.and_then(rss::rss_kib) {
+            samples.push((start.elapsed().as_secs(), kib));
             println!(
                 "t={:>4}s server RSS {:>7} KiB, calls so far {}",
                 start.elapsed().as_secs(),
-                rss,
+                kib,
                 tally.calls.load(Ordering::Relaxed)
             );
         }
@@ -124,8 +127,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     for task in tasks {
         task.await?;
     }
-    if let Some(rss) = cli.server_pid.and_then(rss_kib) {
-        samples.push((start.elapsed().as_secs(), rss));
+    if let Some(kib) = cli.server_pid.and_then(rss::rss_kib) {
+        samples.push((start.elapsed().as_secs(), kib));
     }
 
     let errors = tally.errors.lock().map(|e| e.clone()).unwrap_or_default();
@@ -218,13 +221,4 @@ async fn background(
         return Err(Status::internal("background sent nothing"));
     }
     Ok(false)
-}
-
-/// The resident memory of process `pid`, in KiB (Linux).
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }

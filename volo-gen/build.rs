@@ -1,7 +1,7 @@
 //! Runs volo-build over the workspace's `volo.yml`; every path in it is relative to here.
 //!
 //! Then it checks the generated code: pilota decodes a `string` field into `FastStr`
-//! without validating UTF-8 (`from_bytes_unchecked`), so hostile bytes would become a
+//! without validating UTF-8 (an unchecked conversion), so hostile bytes would become a
 //! `&str` that is not UTF-8. Every string field in `idl/` therefore carries
 //! `[(pilota.rust_type) = "string"]` (a `String`, validated on decode), and the build
 //! fails here if any generated field or oneof variant is still a `FastStr`, so a new field
