@@ -87,6 +87,10 @@ struct Cli {
     /// Concurrent tasks.
     #[arg(long, default_value_t = 32)]
     concurrency: u64,
+    /// Clients, each with its own HTTP/2 connection; tasks take them in turn. One
+    /// connection carries at most the server's --max-concurrent-streams calls at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    connections: u64,
     /// Stop after this many seconds even if calls remain.
     #[arg(long, default_value_t = 60)]
     max_secs: u64,
@@ -260,7 +264,9 @@ fn label(status: &Status) -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     anyhow::ensure!(!cli.mix.is_empty(), "--mix names no call");
-    let client = cli.client.connect()?;
+    let clients = (0..cli.connections)
+        .map(|_| cli.client.connect())
+        .collect::<Result<Vec<_>, _>>()?;
     let start = Instant::now();
     let bounds = Arc::new(Bounds {
         next: AtomicU64::new(0),
@@ -279,7 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let mix = Arc::new(cli.mix.clone());
     let mut tasks = Vec::new();
     for task in 0..cli.concurrency.max(1) {
-        let client = client.clone();
+        let client = clients[(task % cli.connections) as usize].clone();
         let bounds = Arc::clone(&bounds);
         let gap = Arc::clone(&gap);
         let mix = Arc::clone(&mix);
