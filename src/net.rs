@@ -525,7 +525,7 @@ async fn serve_connection<S>(
                     return;
                 }
                 if !preface.load(Ordering::Relaxed) {
-                    tracing::debug!("no HTTP/2 preface within the handshake timeout; dropping the connection");
+                    tracing::debug!("no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection");
                     return;
                 }
             }

@@ -173,17 +173,15 @@ impl Wait {
     /// Called when the body has nothing yet: starts the timer if it is not running, and
     /// gives the error once it has run out.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        let deadline = Instant::now() + self.after;
+        // The clock is read only when a wait starts, not on every poll while waiting.
         let timer = match &mut self.timer {
             Some(timer) => {
                 if !self.waiting {
-                    timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(Instant::now() + self.after);
                 }
                 timer
             }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => self.timer.insert(Box::pin(tokio::time::sleep(self.after))),
         };
         self.waiting = true;
         timer.as_mut().poll(cx).is_ready().then(|| {
