@@ -36,7 +36,7 @@ use std::{
 use basic_service::{
     client::{BasicServiceClient, ClientArgs},
     cloudevent::{proto_data, unpack},
-    layers::access_log::code_name,
+    status::code_name,
 };
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;

@@ -200,7 +200,7 @@ pub enum ClientError {
 /// A status as one readable line, with its root cause when the client made it:
 /// `UNKNOWN: client error (Connect): Connection refused (os error 111)`.
 pub fn describe(status: &volo_grpc::Status) -> String {
-    let mut line = crate::layers::access_log::code_name(status.code()).to_owned();
+    let mut line = crate::status::code_name(status.code()).to_owned();
     if !status.message().is_empty() {
         line.push_str(": ");
         line.push_str(status.message());

@@ -21,23 +21,29 @@ const MAX_FRAME: usize = 16 * 1024;
 
 pin_project_lite::pin_project! {
     /// A response body whose ready chunks are joined; see the module docs.
-    pub struct Coalesced {
+    pub struct Coalesced<G> {
         #[pin]
         inner: BoxBody,
         // What the inner body yielded after the chunks now being joined (trailers, an
         // error, or its end), handed out on the next poll.
         held: Option<Option<Result<Frame<Bytes>, Status>>>,
+        // Dropped with the body (the connection counts the call open until then).
+        guard: G,
     }
 }
 
-impl Coalesced {
-    /// Wraps `inner`.
-    pub fn boxed(inner: BoxBody) -> BoxBody {
-        BoxBody::new(Coalesced { inner, held: None })
+impl<G: Send + 'static> Coalesced<G> {
+    /// Wraps `inner`; `guard` is dropped with the body.
+    pub fn boxed(inner: BoxBody, guard: G) -> BoxBody {
+        BoxBody::new(Coalesced {
+            inner,
+            held: None,
+            guard,
+        })
     }
 }
 
-impl Body for Coalesced {
+impl<G> Body for Coalesced<G> {
     type Data = Bytes;
     type Error = Status;
 
@@ -121,12 +127,13 @@ mod tests {
     async fn ready_chunks_are_joined_and_trailers_follow() {
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", "0".parse().unwrap());
-        let mut coalesced = Coalesced::boxed(body(vec![
+        let mut coalesced = Coalesced::boxed(
+            body(vec![
             Ok(Frame::data(Bytes::from_static(b"ab"))),
             Ok(Frame::data(Bytes::from_static(b"cd"))),
             Ok(Frame::data(Bytes::from_static(b"e"))),
             Ok(Frame::trailers(trailers)),
-        ]));
+        ]), ());
         let first = coalesced.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"abcde"));
         let second = coalesced.frame().await.unwrap().unwrap();
@@ -136,10 +143,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_chunk_passes_unchanged_and_an_error_is_kept() {
-        let mut coalesced = Coalesced::boxed(body(vec![
+        let mut coalesced = Coalesced::boxed(
+            body(vec![
             Ok(Frame::data(Bytes::from_static(b"only"))),
             Err(Status::internal("boom")),
-        ]));
+        ]), ());
         let first = coalesced.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"only"));
         let err = coalesced.frame().await.unwrap().unwrap_err();
@@ -150,7 +158,7 @@ mod tests {
     async fn chunks_are_joined_up_to_the_frame_size() {
         let chunk = Bytes::from(vec![7u8; 6 * 1024]);
         let frames = (0..5).map(|_| Ok(Frame::data(chunk.clone()))).collect();
-        let mut coalesced = Coalesced::boxed(body(frames));
+        let mut coalesced = Coalesced::boxed(body(frames), ());
         let mut sizes = Vec::new();
         while let Some(frame) = coalesced.frame().await {
             sizes.push(frame.unwrap().into_data().unwrap().len());

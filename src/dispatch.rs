@@ -17,7 +17,7 @@ use pilota::FastStr;
 use volo::{context::Context as _, net::Address};
 use volo_grpc::{Request, Status, body::BoxBody, context::ServerContext};
 
-use crate::layers::GrpcService;
+use crate::{call::Call, layers::GrpcService, route::Route};
 
 /// Runs the layer stack `S` for each HTTP request of one connection.
 pub struct Dispatch<S> {
@@ -54,7 +54,12 @@ impl<S: GrpcService + 'static> tower::Service<http::Request<BoxBody>> for Dispat
     fn call(&mut self, req: http::Request<BoxBody>) -> Self::Future {
         let stack = Arc::clone(&self.stack);
         let mut cx = ServerContext::default();
-        cx.rpc_info_mut().set_method(FastStr::new(req.uri().path()));
+        // The route table's path when it is one of ours: no copy of the path per call.
+        let method = match Call::route_of(&req) {
+            Route::Unknown => FastStr::new(req.uri().path()),
+            route => FastStr::from_static_str(route.path()),
+        };
+        cx.rpc_info_mut().set_method(method);
         if let Some(peer) = &self.peer {
             cx.rpc_info_mut().caller_mut().set_address(peer.clone());
         }

@@ -22,6 +22,7 @@
 //!
 //! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
 
+pub mod call;
 pub mod client;
 pub mod cloudevent;
 pub mod coalesce;
@@ -32,12 +33,14 @@ pub mod error;
 pub mod handlers;
 pub mod health;
 pub mod layers;
-pub mod metrics;
 pub mod net;
+pub mod prometheus;
 pub mod reflection;
 pub mod route;
 pub mod server;
+pub mod shutdown;
 pub mod simulator;
+pub mod status;
 pub mod web;
 
 pub use config::{Args, Config, LogFormat};

@@ -55,10 +55,7 @@ use volo::net::{
 };
 use volo_grpc::{Status, body::BoxBody};
 
-use crate::{
-    coalesce::Coalesced,
-    layers::body::{Observed, OnEnd},
-};
+use crate::coalesce::Coalesced;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -461,14 +458,12 @@ async fn serve_connection<S>(
             let mut service = service.clone();
             let load = calls.begin();
             req.extensions_mut().insert(ConnectionLoad(load));
-            // Ends the call when its body ends, or when the call is dropped before that.
-            let on_end = {
-                let calls = Arc::clone(&calls);
-                OnEnd::new(move |_| calls.end())
-            };
+            // Ends the call when its body is dropped (hyper drops it once sent), or
+            // when the call is dropped before there is one.
+            let open = OpenCall(Arc::clone(&calls));
             async move {
                 let resp = service.call(req.map(volo_grpc::body::boxed)).await?;
-                Ok::<_, Status>(resp.map(|body| Observed::boxed(Coalesced::boxed(body), on_end)))
+                Ok::<_, Status>(resp.map(|body| Coalesced::boxed(body, open)))
             }
         });
     // HTTP/2 (prior knowledge, or ALPN h2) and HTTP/1.1 (browsers on plain http://,
@@ -618,6 +613,15 @@ struct Activity {
     started: AtomicU64,
     /// Woken when the last open call ends.
     quiet: Notify,
+}
+
+/// One open call of a connection's [`Activity`]; the call ends when this is dropped.
+struct OpenCall(Arc<Activity>);
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        self.0.end();
+    }
 }
 
 impl Activity {

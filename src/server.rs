@@ -7,13 +7,12 @@
 //! whose accept loop has no idle timeout, blocks on TLS handshakes and cannot bound
 //! shutdown.
 //!
-//! Shutdown: when the future completes the server stops accepting, tells clients to go
-//! away (HTTP/2 GOAWAY) and lets open calls finish for the grace period. Then it tells
-//! the streams still open to end (they finish with UNAVAILABLE), allows a moment for
-//! those statuses to be written, and returns. volo's own graceful shutdown would wait
-//! forever on a stream that never ends.
+//! Shutdown, when the future completes, goes through the phases of [`crate::shutdown`]:
+//! drain, stop accepting, GOAWAY and a grace period for open calls, then UNAVAILABLE for
+//! the streams still open. volo's own graceful shutdown would wait forever on a stream
+//! that never ends.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,18 +37,13 @@ use crate::{
     error::ServerError,
     handlers::BasicHandler,
     health::HealthReporter,
-    layers::{
-        AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
-        MetricsLayer, RequestIdLayer, message_size::Timeouts,
-    },
+    layers::{AdmitLayer, MessageSizeLayer, TrackLayer, message_size::Timeouts},
     net::{Acceptor, Http2Settings, serve_connections, tls_config},
     reflection::Reflection,
+    shutdown::{Shutdown, StreamsEnd},
     simulator::Simulator,
     web::Front,
 };
-
-/// How long streams get to write their final status after being told to end.
-const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
 /// A configured server, ready to [`serve`](BasicServer::serve).
 ///
@@ -60,7 +54,6 @@ pub struct BasicServer<S = BasicHandler> {
     service: S,
     simulator: Simulator,
     reflection: Reflection,
-    streams_end: CancellationToken,
     metrics_listener: Option<TcpListener>,
 }
 
@@ -83,21 +76,18 @@ impl BasicServer<BasicHandler> {
             }
         };
         let simulator = Simulator::new(config.sim.clone());
-        let streams_end = CancellationToken::new();
-        let reflection = Reflection::for_basic_server()?.with_streams_end(streams_end.clone());
+        let reflection = Reflection::for_basic_server()?;
         let service = BasicHandler {
             simulator: simulator.clone(),
             script,
             max_processes: config.max_processes,
             max_talk_message_bytes: config.max_talk_message_bytes,
-            streams_end: streams_end.clone(),
         };
         Ok(Self {
             config,
             service,
             simulator,
             reflection,
-            streams_end,
             metrics_listener: None,
         })
     }
@@ -114,7 +104,6 @@ where
             service: f(self.service),
             simulator: self.simulator,
             reflection: self.reflection,
-            streams_end: self.streams_end,
             metrics_listener: self.metrics_listener,
         }
     }
@@ -153,12 +142,12 @@ where
         let metrics = match self.metrics_listener {
             None => None,
             Some(listener) => {
-                let handle = crate::metrics::install();
+                let handle = crate::prometheus::install();
                 let local = listener.local_addr().map_err(ServerError::Listen)?;
                 tracing::info!(addr = %local, "Prometheus metrics on http://{local}/metrics");
                 let stop = CancellationToken::new();
                 let stopped = stop.clone();
-                tokio::spawn(crate::metrics::serve(listener, handle, async move {
+                tokio::spawn(crate::prometheus::serve(listener, handle, async move {
                     stopped.cancelled().await
                 }));
                 Some(stop.drop_guard())
@@ -198,20 +187,16 @@ where
             );
         // A request passes the layers in this order:
         // Front (HTTP: gRPC-Web, CORS, the page, 415) -> MessageSize (HTTP body)
-        //   -> Dispatch -> RequestId -> AccessLog -> Metrics
-        //   -> CatchPanic -> Auth -> LoadShed -> Deadline -> router -> decode -> handler.
-        // Logging and metrics come first so they see every outcome, refusals included.
+        //   -> Dispatch -> Track -> Admit -> router -> decode -> handler.
+        // Tracking comes first so it sees every outcome, refusals included.
+        let streams_end = StreamsEnd::default();
         let layers = motore::builder::ServiceBuilder::new()
-            .layer(RequestIdLayer)
-            .layer(AccessLogLayer)
-            .layer(MetricsLayer::new())
-            .layer(CatchPanicLayer)
-            .layer(AuthLayer::new(config.auth_token.as_deref()))
-            .layer(LoadShedLayer::new(
+            .layer(TrackLayer::new(streams_end.clone()))
+            .layer(AdmitLayer::new(
+                config.auth_token.as_deref(),
                 config.max_in_flight,
                 config.max_in_flight_per_connection,
             ))
-            .layer(DeadlineLayer)
             .service(router);
         // One stack for all connections; each connection gets a cheap handle to it.
         let layers = Arc::new(layers);
@@ -248,7 +233,7 @@ where
         )
         .map_err(ServerError::Listen)?;
         let connections = TaskTracker::new();
-        let closing = CancellationToken::new();
+        let go_away = CancellationToken::new();
         // Tracked with the connections: it ends once the listener is closed and has
         // handed over its last connection, and the grace period bounds that too.
         connections.spawn(serve_connections(
@@ -256,7 +241,7 @@ where
             make_service,
             settings,
             connections.clone(),
-            closing.clone(),
+            go_away.clone(),
         ));
         tracing::info!(
             %addr,
@@ -267,42 +252,18 @@ where
         );
 
         shutdown.await;
-        health_reporter.set_not_serving();
-        if !config.shutdown_drain.is_zero() {
-            // Still serving (new calls too) while balancers and probes see NOT_SERVING.
-            tracing::info!(
-                drain_secs = config.shutdown_drain.as_secs_f64(),
-                "shutting down: reporting NOT_SERVING before closing connections"
-            );
-            tokio::time::sleep(config.shutdown_drain).await;
+        Shutdown {
+            health: health_reporter,
+            drain: config.shutdown_drain,
+            stop_accepting,
+            accepting,
+            go_away,
+            connections,
+            grace,
+            streams_end,
         }
-        tracing::info!(
-            grace_secs = grace.as_secs_f64(),
-            "shutting down: letting open calls finish"
-        );
-        // The listener refuses new connections, hands over the ones the kernel had
-        // already accepted (a proxy may have sent a call on them), then closes.
-        stop_accepting.cancel();
-        // A panic in the accept loop is a bug, logged.
-        if let Err(err) = accepting.await {
-            tracing::error!(%err, "accept loop failed");
-        }
-        // GOAWAY on every connection: no new calls, open ones may finish.
-        closing.cancel();
-        connections.close();
-        if tokio::time::timeout(grace, connections.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("grace period over: ending open streams with UNAVAILABLE");
-            self.streams_end.cancel();
-            if tokio::time::timeout(FINAL_FLUSH, connections.wait())
-                .await
-                .is_err()
-            {
-                tracing::warn!("some connections did not close in time; stopping anyway");
-            }
-        }
+        .run()
+        .await;
         drop(metrics);
         tracing::info!("server stopped");
         Ok(())

@@ -24,7 +24,7 @@ use volo_gen::{
 };
 use volo_grpc::Status;
 
-use super::{BasicHandler, ReplyStream, shutting_down};
+use super::{BasicHandler, ReplyStream};
 use crate::{
     cloudevent::{envelope, pack_encoded, timestamp},
     simulator::{Outcome, Run},
@@ -42,7 +42,7 @@ pub fn background(
 ) -> Result<ReplyStream<BackgroundResponse>, Status> {
     let n = worker_count(processes, handler.max_processes)?;
     let run = handler.simulator.run(n);
-    Ok(progress(run, handler.streams_end.clone()))
+    Ok(progress(run))
 }
 
 /// `processes` when positive, else 1; above `max` is refused.
@@ -58,26 +58,11 @@ fn worker_count(processes: i64, max: u32) -> Result<u32, Status> {
         .unwrap_or(1))
 }
 
-fn progress(
-    mut run: Run,
-    streams_end: tokio_util::sync::CancellationToken,
-) -> ReplyStream<BackgroundResponse> {
+fn progress(mut run: Run) -> ReplyStream<BackgroundResponse> {
     let mut snapshot = SnapshotEncoder::new(timestamp(SystemTime::now()), run.remaining());
     Box::pin(async_stream::stream! {
         yield Ok(snapshot.message(State::STATE_PROCESS, None));
-        // Registered once, not per message (registering takes the token's lock).
-        let ended = streams_end.cancelled_owned();
-        tokio::pin!(ended);
-        loop {
-            let next = tokio::select! {
-                biased;
-                () = &mut ended => {
-                    yield Err(shutting_down());
-                    return;
-                }
-                next = run.next() => next,
-            };
-            let Some(outcome) = next else { break };
+        while let Some(outcome) = run.next().await {
             snapshot.push(&outcome);
             // Fold in whatever else has completed meanwhile: one snapshot for all of them.
             while let Some(Some(outcome)) = run.next().now_or_never() {

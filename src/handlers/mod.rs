@@ -1,8 +1,8 @@
 //! Thin implementations of the generated service traits: turn requests into domain calls
 //! and domain results into replies.
 //!
-//! One file per RPC. Cross-cutting work (logging, request ids, panics, deadlines) lives
-//! in [`crate::layers`]; the logic lives in [`crate::eliza`] and [`crate::simulator`].
+//! One file per RPC. Cross-cutting work (logging, request ids, panics, deadlines, the
+//! end of open streams at shutdown) lives in [`crate::layers`]; the logic lives in [`crate::eliza`] and [`crate::simulator`].
 
 mod background;
 mod hello;
@@ -10,7 +10,6 @@ mod talk;
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
 use volo_gen::basic::{
     service::v1::{
         BackgroundRequest, BackgroundResponse, HelloRequest, HelloResponse, TalkRequest,
@@ -36,8 +35,6 @@ pub struct BasicHandler {
     pub max_processes: u32,
     /// Longest Talk message accepted, in bytes.
     pub max_talk_message_bytes: usize,
-    /// Cancelled when the shutdown grace period ends: open streams then end UNAVAILABLE.
-    pub streams_end: CancellationToken,
 }
 
 impl BasicService for BasicHandler {
@@ -58,9 +55,4 @@ impl BasicService for BasicHandler {
     ) -> Result<Response<ReplyStream<BackgroundResponse>>, Status> {
         background::background(self, req.get_ref().processes).map(Response::new)
     }
-}
-
-/// The status open streams end with when the server stops before they finish.
-pub(crate) fn shutting_down() -> Status {
-    Status::unavailable("server is shutting down; retry the call")
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use volo_gen::basic::service::v1::{TalkRequest, TalkResponse};
 use volo_grpc::{RecvStream, Status};
 
-use super::{BasicHandler, ReplyStream, shutting_down};
+use super::{BasicHandler, ReplyStream};
 use crate::eliza::Eliza;
 
 /// The reply stream of one conversation.
@@ -18,23 +18,11 @@ pub fn talk(
 ) -> ReplyStream<TalkResponse> {
     let mut eliza = Eliza::new(handler.script.clone());
     let limit = handler.max_talk_message_bytes;
-    let streams_end = handler.streams_end.clone();
     Box::pin(async_stream::stream! {
         // Counts this conversation until the stream ends or is dropped.
         let _active = ConversationGauge::open();
-        // Registered once, not per message (registering takes the token's lock).
-        let ended = streams_end.cancelled_owned();
-        tokio::pin!(ended);
         loop {
-            let next = tokio::select! {
-                biased;
-                () = &mut ended => {
-                    yield Err(shutting_down());
-                    break;
-                }
-                next = requests.next() => next,
-            };
-            let request = match next {
+            let request = match requests.next().await {
                 // Client half-close: the conversation ends with OK.
                 None => break,
                 Some(Err(status)) => {

@@ -1,112 +1,43 @@
 //! Deadlines: the caller's `grpc-timeout` bounds the whole call, streams included.
 //!
 //! volo's client timeout only covers the response headers, and the server has no
-//! deadline for a stream's body. This layer bounds both: the handler call, and the
-//! response body, which it ends with DEADLINE_EXCEEDED trailers when time is up. Ending
-//! the body drops the stream, which stops the work behind it (Background's workers,
-//! a Talk conversation). The deadline is also recorded in the call's [`CallFate`], so
-//! a client whose own timer reset the stream first is still logged DEADLINE_EXCEEDED.
+//! deadline for a stream's body. The tracking layer ([`super::track`]) bounds both with
+//! the deadline read here: the handler call, and the response body, which it ends with
+//! DEADLINE_EXCEEDED trailers when time is up. Ending the body drops the stream, which
+//! stops the work behind it (Background's workers, a Talk conversation). A client whose
+//! own timer reset the stream first is still logged DEADLINE_EXCEEDED ([`slack`]).
 //!
 //! A malformed `grpc-timeout` is refused with INTERNAL "malformed grpc-timeout: ...",
 //! as grpc-go does, rather than ignored (which would run the call with no deadline).
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
-use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext};
+use tokio::time::Instant;
+use volo_grpc::{Status, metadata::MetadataMap};
 
-use super::{GrpcService, body::CallFate};
-
-super::plain_layer! {
-    /// Enforces `grpc-timeout` on every call.
-    DeadlineLayer => Deadline
+/// The deadline of a call that arrived at `now`, and how early a client's own timer may
+/// fire before it ([`slack`]); `None` without `grpc-timeout` (or one too far away to
+/// represent, up to 10^8 hours).
+pub fn of(metadata: &MetadataMap, now: Instant) -> Result<Option<(Instant, Duration)>, Status> {
+    let Some(value) = metadata.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let timeout = value
+        .to_str()
+        .map_err(|_| BadTimeout::NotAscii)
+        .and_then(parse_grpc_timeout)
+        .map_err(|err| Status::internal(format!("malformed grpc-timeout: {err}")))?;
+    Ok(now
+        .checked_add(timeout)
+        .map(|deadline| (deadline, slack(timeout))))
 }
 
-fn expired() -> Status {
-    Status::deadline_exceeded("deadline exceeded")
-}
-
-impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Deadline<S> {
-    type Response = Response<BoxBody>;
-    type Error = Status;
-
-    async fn call(
-        &self,
-        cx: &mut ServerContext,
-        req: Request<BoxBody>,
-    ) -> Result<Response<BoxBody>, Status> {
-        let Some(value) = req.metadata().get("grpc-timeout") else {
-            return self.inner.call(cx, req).await;
-        };
-        let timeout = value
-            .to_str()
-            .map_err(|_| BadTimeout::NotAscii)
-            .and_then(parse_grpc_timeout)
-            .map_err(|err| Status::internal(format!("malformed grpc-timeout: {err}")))?;
-        // Far-future deadlines (up to 10^8 hours) must not overflow `Instant`.
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            return self.inner.call(cx, req).await;
-        };
-        if let Some(fate) = req.extensions().get::<std::sync::Arc<CallFate>>() {
-            fate.set_deadline(deadline, timeout);
-        }
-        let resp = tokio::time::timeout_at(deadline, self.inner.call(cx, req))
-            .await
-            .map_err(|_| expired())??;
-        Ok(resp.map(|inner| {
-            BoxBody::new(DeadlineBody {
-                inner: Some(inner),
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            })
-        }))
-    }
-}
-
-/// A body that ends with DEADLINE_EXCEEDED when its deadline passes.
-struct DeadlineBody {
-    /// Dropped when the deadline passes, which cancels the work producing it.
-    inner: Option<BoxBody>,
-    sleep: Pin<Box<Sleep>>,
-}
-
-impl Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        // The deadline first: a body that is always ready must not outrun it.
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            this.inner = None;
-            return Poll::Ready(Some(Ok(Frame::trailers(
-                expired().to_header_map().unwrap_or_default(),
-            ))));
-        }
-        Pin::new(inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map(|b| b.size_hint())
-            .unwrap_or_default()
-    }
+/// A client's deadline timer starts before ours (its clock runs from before the headers
+/// were sent), so its reset arrives at about our deadline, sometimes a little before.
+/// A reset this close to the deadline is the deadline's doing: 20 ms, or a tenth of the
+/// timeout if larger.
+pub fn slack(timeout: Duration) -> Duration {
+    (timeout / 10).max(Duration::from_millis(20))
 }
 
 /// Why a `grpc-timeout` value is malformed (the wording follows grpc-go's).

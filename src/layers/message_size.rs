@@ -28,7 +28,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use volo_grpc::{Status, body::BoxBody};
 
-use crate::route::Route;
+use crate::call::Call;
 
 /// The gRPC length prefix: 1 flag byte and a 4-byte big-endian length.
 const PREFIX: usize = 5;
@@ -107,7 +107,7 @@ where
             req.headers_mut().remove("grpc-encoding");
         }
         let max = self.max;
-        let wait = if Route::of_path(req.uri().path()).client_streams() {
+        let wait = if Call::route_of(&req).client_streams() {
             self.timeouts
                 .stream_idle
                 .map(|after| Wait::new(after, WaitFor::NextMessage))

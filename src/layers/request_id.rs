@@ -1,17 +1,10 @@
 //! Request ids: honour the caller's `x-request-id`, else make one; echo it in the reply.
 //!
-//! The id is put in the request's extensions as [`RequestId`] for later layers (the
-//! access log) and returned in the response metadata, on errors too.
+//! The tracking layer ([`super::track`]) takes the id when a call starts, writes it in
+//! the access log line and returns it in the response metadata, on errors too.
 
 use pilota::FastStr;
-use volo_grpc::{
-    Request, Response, Status,
-    body::BoxBody,
-    context::ServerContext,
-    metadata::{Ascii, MetadataValue},
-};
-
-use super::GrpcService;
+use volo_grpc::metadata::{Ascii, MetadataMap, MetadataValue};
 
 /// The metadata key carrying the id, both ways.
 pub const HEADER: &str = "x-request-id";
@@ -19,61 +12,64 @@ pub const HEADER: &str = "x-request-id";
 /// Longest caller-supplied id we keep; longer ones are replaced by a fresh id.
 const MAX_LEN: usize = 128;
 
-/// The request id of the current call, as stored in the request extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub FastStr);
-
-super::plain_layer! {
-    /// Adds [`RequestId`] handling to every call.
-    RequestIdLayer => RequestIdService
+/// A call's request id, and the same as a metadata value to echo.
+pub struct RequestId {
+    pub id: FastStr,
+    pub value: MetadataValue<Ascii>,
 }
 
-impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for RequestIdService<S> {
-    type Response = Response<BoxBody>;
-    type Error = Status;
-
-    async fn call(
-        &self,
-        cx: &mut ServerContext,
-        mut req: Request<BoxBody>,
-    ) -> Result<Response<BoxBody>, Status> {
-        let id = req
-            .metadata()
-            .get(HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| is_acceptable(v))
-            .map(FastStr::new)
-            .unwrap_or_else(crate::cloudevent::new_id);
-        // Checked above (or a UUID), so it is a valid header value.
-        let value = id.parse::<MetadataValue<Ascii>>().ok();
-        req.extensions_mut().insert(RequestId(id));
-        let mut result = self.inner.call(cx, req).await;
-        if let Some(value) = value {
-            let metadata = match &mut result {
-                Ok(resp) => resp.metadata_mut(),
-                Err(status) => status.metadata_mut(),
-            };
-            metadata.insert(HEADER, value);
+impl RequestId {
+    /// The caller's id from `metadata` if acceptable, else a fresh UUID.
+    pub fn of(metadata: &MetadataMap) -> Self {
+        if let Some(value) = metadata.get(HEADER).filter(|v| is_acceptable(v.as_bytes())) {
+            // Checked printable ASCII, so it is also a valid string.
+            if let Ok(text) = value.to_str() {
+                return Self {
+                    id: FastStr::new(text),
+                    value: value.clone(),
+                };
+            }
         }
-        result
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        Self {
+            id: FastStr::new(&*text),
+            // A UUID is always a valid metadata value.
+            value: text
+                .parse()
+                .unwrap_or_else(|_| MetadataValue::from_static("-")),
+        }
     }
 }
 
 /// A caller's id is kept if it is short printable ASCII (no spaces), so logs stay sane.
-fn is_acceptable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+fn is_acceptable(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_LEN && id.iter().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_acceptable;
+    use super::*;
 
     #[test]
     fn printable_short_ids_are_kept_others_replaced() {
-        assert!(is_acceptable("req-42"));
-        assert!(is_acceptable("0f8fad5b-d9cb-469f-a165-70867728950e"));
-        assert!(!is_acceptable(""));
-        assert!(!is_acceptable("has space"));
-        assert!(!is_acceptable(&"x".repeat(129)));
+        assert!(is_acceptable(b"req-42"));
+        assert!(is_acceptable(b"0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(!is_acceptable(b""));
+        assert!(!is_acceptable(b"has space"));
+        assert!(!is_acceptable("x".repeat(129).as_bytes()));
+    }
+
+    #[test]
+    fn a_callers_id_is_echoed_else_a_fresh_one_is_made() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(HEADER, MetadataValue::from_static("req-42"));
+        let kept = RequestId::of(&metadata);
+        assert_eq!(kept.id, "req-42");
+        assert_eq!(kept.value, "req-42");
+        metadata.insert(HEADER, MetadataValue::from_static("has space"));
+        let fresh = RequestId::of(&metadata);
+        assert_eq!(fresh.id.len(), 36);
+        assert_eq!(fresh.value.to_str().unwrap(), fresh.id.as_str());
     }
 }

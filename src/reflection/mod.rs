@@ -13,7 +13,6 @@ mod service;
 use std::sync::Arc;
 
 use pilota::{Bytes, FastStr, pb::reflect::FileDescriptor};
-use tokio_util::sync::CancellationToken;
 use volo_gen::{basic::v1::file_descriptor_basic, grpc};
 use volo_grpc::Code;
 
@@ -52,8 +51,6 @@ pub enum ReflectionError {
 #[derive(Debug, Clone)]
 pub struct Reflection {
     inner: Arc<Inner>,
-    /// Cancelled when the shutdown grace period ends: open streams then end UNAVAILABLE.
-    streams_end: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -87,21 +84,12 @@ impl Reflection {
         let services = services.iter().map(|&s| FastStr::new(s)).collect();
         Ok(Self {
             inner: Arc::new(Inner { index, services }),
-            streams_end: CancellationToken::new(),
         })
     }
 
     /// This server's descriptors, advertising [`SERVICES`].
     pub fn for_basic_server() -> Result<Self, ReflectionError> {
         Self::new(&generated_files(), &SERVICES)
-    }
-
-    /// Ends open reflection streams with UNAVAILABLE once `token` is cancelled.
-    pub fn with_streams_end(self, token: CancellationToken) -> Self {
-        Self {
-            streams_end: token,
-            ..self
-        }
     }
 
     /// The answer to one request.

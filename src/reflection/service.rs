@@ -11,11 +11,11 @@ use futures::StreamExt;
 use volo_grpc::RecvStream;
 
 use super::{Answer, Query, Reflection};
-use crate::handlers::{ReplyStream, shutting_down};
+use crate::handlers::ReplyStream;
 
 /// The reply stream of one reflection call: one response per request, in order, each
 /// as soon as it is ready. The client's half-close ends it with OK; an inbound error is
-/// passed on and ends it; the end of the shutdown grace period ends it with UNAVAILABLE.
+/// passed on and ends it.
 fn replies<Req, Resp>(
     reflection: Reflection,
     mut requests: RecvStream<Req>,
@@ -26,19 +26,8 @@ where
     Resp: Send + 'static,
 {
     Box::pin(async_stream::stream! {
-        // Registered once, not per request (registering takes the token's lock).
-        let ended = reflection.streams_end.clone().cancelled_owned();
-        tokio::pin!(ended);
         loop {
-            let next = tokio::select! {
-                biased;
-                () = &mut ended => {
-                    yield Err(shutting_down());
-                    break;
-                }
-                next = requests.next() => next,
-            };
-            match next {
+            match requests.next().await {
                 None => break,
                 Some(Err(status)) => {
                     yield Err(status);

@@ -13,7 +13,7 @@
 //!
 //! Every gRPC and gRPC-Web response says which message encodings the server accepts
 //! (`grpc-accept-encoding`), as the gRPC compression spec asks. Each call also gets its
-//! [`CallFate`], with the request body watched for the client abandoning the call.
+//! [`Call`], with the request body watched for the client abandoning the call.
 
 pub mod cors;
 pub mod grpc_web;
@@ -35,7 +35,7 @@ use volo_grpc::{Status, body::BoxBody};
 
 pub use cors::AllowedOrigins;
 
-use crate::layers::body::{CallFate, watch_transport};
+use crate::call::{Call, watch_transport};
 
 /// `grpc-accept-encoding`: what the server decompresses (in `layers::message_size`).
 const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
@@ -103,13 +103,12 @@ impl Kind {
     }
 }
 
-/// Gives the call its [`CallFate`] and watches its body for the client leaving.
-fn with_fate(mut req: Request<BoxBody>) -> Request<BoxBody> {
-    let fate = Arc::new(CallFate::default());
-    req.extensions_mut().insert(Arc::clone(&fate));
+/// Gives the call its [`Call`] and watches its body for the client leaving.
+fn with_call(mut req: Request<BoxBody>) -> Request<BoxBody> {
+    let call = Call::of(&mut req);
     // (In place: taking the request apart and back would copy its head twice.)
     let body = std::mem::take(req.body_mut());
-    *req.body_mut() = watch_transport(body, fate);
+    *req.body_mut() = watch_transport(body, call);
     req
 }
 
@@ -150,11 +149,11 @@ where
     fn call(&mut self, req: Request<BoxBody>) -> Self::Future {
         match Kind::of(&req) {
             Kind::Grpc => FrontFuture::Grpc {
-                inner: self.grpc.call(with_fate(req)),
+                inner: self.grpc.call(with_call(req)),
             },
             kind @ (Kind::GrpcWeb | Kind::Preflight) => {
                 let req = if kind == Kind::GrpcWeb {
-                    with_fate(req)
+                    with_call(req)
                 } else {
                     req
                 };
