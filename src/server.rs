@@ -42,9 +42,10 @@ use crate::{
         AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
         MetricsLayer, RequestIdLayer, message_size::Timeouts,
     },
-    net::{Acceptor, Http2Settings, serve_connections, tls_config},
+    net::{Acceptor, Http2Settings, serve_connections},
     reflection::Reflection,
     simulator::Simulator,
+    tls::tls_config,
     web::Front,
 };
 
@@ -245,8 +246,7 @@ where
             config.handshake_timeout,
             config.max_connections,
             stop_accepting.clone(),
-        )
-        .map_err(ServerError::Listen)?;
+        );
         let connections = TaskTracker::new();
         let closing = CancellationToken::new();
         // Tracked with the connections: it ends once the listener is closed and has
