@@ -24,7 +24,7 @@ use volo_grpc::{
     metadata::{Ascii, MetadataValue},
 };
 
-use crate::net::{TlsError, load_certs, load_key, provider};
+use crate::tls::{TlsError, load_certs, load_key, load_roots, provider};
 
 /// Why an `--addr` value was refused.
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +99,7 @@ impl ClientOptions {
 }
 
 fn rustls_config(tls: &ClientTls) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in load_certs(&tls.ca)? {
-        roots.add(cert)?;
-    }
+    let roots = load_roots(&tls.ca)?;
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);

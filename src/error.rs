@@ -25,7 +25,7 @@ pub enum ServerError {
         source: ScriptError,
     },
     #[error(transparent)]
-    Tls(#[from] crate::net::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Reflection(#[from] ReflectionError),
     #[error("cannot listen")]

@@ -12,7 +12,9 @@
 //! - [`health`]: `grpc.health.v1.Health`. [`metrics`]: the Prometheus endpoint.
 //! - [`reflection`]: gRPC server reflection (v1 and v1alpha) from the generated descriptors,
 //!   so grpcurl and similar tools work without the `.proto` files.
-//! - [`net`]: accepting connections (TLS handshakes off the accept path, accept retry).
+//! - [`net`]: accepting connections (TLS handshakes off the accept path, accept retry)
+//!   and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle timeout).
+//! - [`tls`]: rustls configuration from PEM files, for the server and the client.
 //! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
 //! - [`simulator`]: the simulated service calls behind Background.
 //! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
@@ -41,6 +43,7 @@ pub mod server;
 pub mod shutdown;
 pub mod simulator;
 pub mod status;
+pub mod tls;
 pub mod web;
 
 pub use config::{Args, Config, LogFormat};

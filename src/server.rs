@@ -38,10 +38,11 @@ use crate::{
     handlers::BasicHandler,
     health::HealthReporter,
     layers::{AdmitLayer, MessageSizeLayer, TrackLayer, message_size::Timeouts},
-    net::{Acceptor, Http2Settings, serve_connections, tls_config},
+    net::{Acceptor, Http2Settings, serve_connections},
     reflection::Reflection,
     shutdown::{Shutdown, StreamsEnd},
     simulator::Simulator,
+    tls::tls_config,
     web::Front,
 };
 
@@ -230,8 +231,7 @@ where
             config.handshake_timeout,
             config.max_connections,
             stop_accepting.clone(),
-        )
-        .map_err(ServerError::Listen)?;
+        );
         let connections = TaskTracker::new();
         let go_away = CancellationToken::new();
         // Tracked with the connections: it ends once the listener is closed and has

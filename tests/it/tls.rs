@@ -116,10 +116,10 @@ async fn tls_negotiates_alpn_h2() {
     let pki = Pki::new();
     let server = start(pki.server_config(false)).await;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in basic_service::net::load_certs(&pki.path("ca.pem")).unwrap() {
+    for cert in basic_service::tls::load_certs(&pki.path("ca.pem")).unwrap() {
         roots.add(cert).unwrap();
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(basic_service::net::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(basic_service::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

@@ -408,7 +408,7 @@ async fn tls_offers_http1_to_browsers_and_h2_to_grpc_clients() {
     roots.add(cert.cert.der().clone()).unwrap();
     for (alpn, expect) in [(&b"http/1.1"[..], &b"http/1.1"[..]), (b"h2", b"h2")] {
         let mut client =
-            rustls::ClientConfig::builder_with_provider(basic_service::net::provider())
+            rustls::ClientConfig::builder_with_provider(basic_service::tls::provider())
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_root_certificates(roots.clone())

@@ -1,0 +1,432 @@
+//! Serving accepted connections: HTTP/2 or HTTP/1.1 on each one (hyper).
+//!
+//! [`serve_connections`] runs every connection an [`Acceptor`] hands over in a task of
+//! its own, under the limits the [module doc](super) lists: the preface deadline, the
+//! idle timeout, the header bound and a graceful shutdown. This file owns the HTTP
+//! settings, the count of calls open on each connection (idle tracking, and the
+//! [`ConnectionLoad`] extension that load shedding reads) and the preface watch; the
+//! service each connection runs is the caller's.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::Notify,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use volo::net::Address;
+use volo_grpc::{Status, body::BoxBody};
+
+use super::accept::{Accepted, Acceptor};
+use crate::coalesce::Coalesced;
+
+/// HTTP/2 settings of every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Http2Settings {
+    /// Streams (calls) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Ping interval; `None` sends no pings.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is dropped.
+    pub keepalive_timeout: Duration,
+    /// A connection with no call open for this long is closed (GOAWAY); `None`: never.
+    /// (Checked in steps of this length, so closing takes up to twice as long.)
+    pub idle_timeout: Option<Duration>,
+    /// Time a connection gets to send the HTTP/2 preface; also how long a connection
+    /// told to go away for being idle may take to close before it is dropped.
+    pub handshake_timeout: Duration,
+    /// Largest request header block, in bytes (advertised in SETTINGS, enforced by h2).
+    pub max_header_list_bytes: u32,
+}
+
+/// Flow-control windows and buffers: volo-grpc's defaults.
+const WINDOW: u32 = 1024 * 1024;
+const MAX_SEND_BUF: usize = 400 * 1024;
+
+/// The calls open on a request's connection when it arrived, itself included: a request
+/// extension, so load shedding can give each connection only its share.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLoad(pub usize);
+
+/// Serves every connection `incoming` hands over, until it has no more (its listener
+/// is closed; see [`Acceptor::new`]).
+///
+/// `make_service` gives the service of a connection from its peer address. Each
+/// connection runs in a task of `connections`; cancelling `closing` makes them all
+/// shut down gracefully (GOAWAY, then finish their open calls), including the ones that
+/// arrive after it.
+pub async fn serve_connections<M, S>(
+    mut incoming: Acceptor,
+    make_service: M,
+    settings: Http2Settings,
+    connections: TaskTracker,
+    closing: CancellationToken,
+) where
+    M: Fn(Option<Address>) -> S,
+    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    while let Some(accepted) = incoming.accept().await {
+        let service = make_service(accepted.conn.info.peer_addr.clone());
+        connections.spawn(serve_connection(
+            accepted,
+            service,
+            settings,
+            closing.clone(),
+        ));
+    }
+}
+
+async fn serve_connection<S>(
+    accepted: Accepted,
+    service: S,
+    settings: Http2Settings,
+    closing: CancellationToken,
+) where
+    S: tower::Service<http::Request<BoxBody>, Response = http::Response<BoxBody>, Error = Status>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let Accepted { conn, _slot } = accepted;
+    let activity = Arc::new(Activity::default());
+    let calls = Arc::clone(&activity);
+    let hyper_service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            let mut service = service.clone();
+            let load = calls.begin();
+            req.extensions_mut().insert(ConnectionLoad(load));
+            // Ends the call when its body is dropped (hyper drops it once sent), or
+            // when the call is dropped before there is one.
+            let open = OpenCall(Arc::clone(&calls));
+            async move {
+                let resp = service.call(req.map(volo_grpc::body::boxed)).await?;
+                Ok::<_, Status>(resp.map(|body| Coalesced::boxed(body, open)))
+            }
+        });
+    // HTTP/2 (prior knowledge, or ALPN h2) and HTTP/1.1 (browsers on plain http://,
+    // for gRPC-Web and the page) on the same port: told apart by the HTTP/2 preface.
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The request head (line and headers) is capped as HTTP/2's header list is, and
+        // at hyper's default of about 400 KiB (the same buffer holds body reads).
+        .max_buf_size((settings.max_header_list_bytes as usize).clamp(8 * 1024, 400 * 1024));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .max_send_buf_size(MAX_SEND_BUF)
+        .max_header_list_size(settings.max_header_list_bytes)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout);
+    let (io, preface) = Preface::watch(conn);
+    let connection = builder.serve_connection(TokioIo::new(io), hyper_service);
+    tokio::pin!(connection);
+    let mut going_away = false;
+    // The preface deadline, then (once told to go away for idleness) the closing deadline.
+    let deadline = tokio::time::sleep(settings.handshake_timeout);
+    tokio::pin!(deadline);
+    let mut deadline_armed = true;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                return;
+            }
+            () = closing.cancelled(), if !going_away => {
+                connection.as_mut().graceful_shutdown();
+                going_away = true;
+            }
+            () = activity.idle(settings.idle_timeout), if !going_away => {
+                tracing::debug!("closing idle connection");
+                connection.as_mut().graceful_shutdown();
+                going_away = true;
+                // hyper waits for the peer to acknowledge; an idle peer need not.
+                deadline.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
+                deadline_armed = true;
+            }
+            () = deadline.as_mut(), if deadline_armed => {
+                deadline_armed = false;
+                if going_away {
+                    tracing::debug!("idle connection did not close in time; dropping it");
+                    return;
+                }
+                if !preface.load(Ordering::Relaxed) {
+                    tracing::debug!("no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The client's HTTP/2 connection preface is 24 bytes; then SETTINGS follow.
+const PREFACE_LEN: usize = 24;
+
+pin_project_lite::pin_project! {
+    /// A connection's I/O that notes when the client has sent a whole preface's worth
+    /// of bytes. After that, reads pass through with one comparison.
+    struct Preface<IO> {
+        #[pin]
+        io: IO,
+        // Bytes still to see before the preface counts as sent.
+        remaining: usize,
+        seen: Arc<AtomicBool>,
+    }
+}
+
+impl<IO> Preface<IO> {
+    fn watch(io: IO) -> (Self, Arc<AtomicBool>) {
+        let seen = Arc::new(AtomicBool::new(false));
+        let watched = Self {
+            io,
+            remaining: PREFACE_LEN,
+            seen: Arc::clone(&seen),
+        };
+        (watched, seen)
+    }
+}
+
+impl<IO: AsyncRead> AsyncRead for Preface<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.io.poll_read(cx, buf);
+        if *this.remaining > 0 {
+            let read = buf.filled().len() - before;
+            *this.remaining = this.remaining.saturating_sub(read);
+            if *this.remaining == 0 {
+                this.seen.store(true, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite> AsyncWrite for Preface<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Open calls on one connection, to tell when it has been idle long enough.
+#[derive(Debug, Default)]
+struct Activity {
+    open: AtomicUsize,
+    /// Calls started so far: a call that comes and goes within the timeout resets it.
+    started: AtomicU64,
+    /// Woken when the last open call ends.
+    quiet: Notify,
+}
+
+/// One open call of a connection's [`Activity`]; the call ends when this is dropped.
+struct OpenCall(Arc<Activity>);
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+impl Activity {
+    /// Counts a new call; returns the calls now open, this one included.
+    fn begin(&self) -> usize {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn end(&self) {
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.quiet.notify_one();
+        }
+    }
+
+    /// Completes once no call has been open for `timeout`; never with `None`.
+    async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            if self.open.load(Ordering::Acquire) == 0 {
+                let seen = self.started.load(Ordering::Relaxed);
+                tokio::time::sleep(timeout).await;
+                if self.open.load(Ordering::Acquire) == 0
+                    && self.started.load(Ordering::Relaxed) == seen
+                {
+                    return;
+                }
+            } else {
+                self.quiet.notified().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::{io::AsyncReadExt, task::JoinHandle, time::Instant};
+
+    use super::*;
+
+    /// The idle timeout in these tests; the clock is paused, so nothing really waits.
+    const T: Duration = Duration::from_secs(10);
+
+    /// Waits for `activity` to be idle in a task; the task gives the time that took.
+    fn idle_after(activity: &Arc<Activity>, timeout: Option<Duration>) -> JoinHandle<Duration> {
+        let activity = Arc::clone(activity);
+        let start = Instant::now();
+        tokio::spawn(async move {
+            activity.idle(timeout).await;
+            start.elapsed()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_after_the_timeout_when_no_call_comes() {
+        let activity = Arc::new(Activity::default());
+        let took = idle_after(&activity, Some(T)).await.unwrap();
+        assert_eq!(took, T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_comes_and_goes_postpones_idleness() {
+        let activity = Arc::new(Activity::default());
+        let idle = idle_after(&activity, Some(T));
+        tokio::time::sleep(T / 4).await;
+        assert_eq!(activity.begin(), 1);
+        tokio::time::sleep(T / 4).await;
+        activity.end();
+        let ended = T / 2;
+        let took = idle.await.unwrap();
+        // Not idle when the first timeout ran out: a call came and went in it. A full
+        // timeout after the call ended, and within two (the check's step).
+        assert!(took >= ended + T, "idle after {took:?}");
+        assert!(took <= ended + 2 * T, "idle after {took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_call_keeps_the_connection_busy_until_it_ends() {
+        let activity = Arc::new(Activity::default());
+        let idle = idle_after(&activity, Some(T));
+        tokio::time::sleep(T / 2).await;
+        activity.begin();
+        // Open for several timeouts: never idle meanwhile.
+        tokio::time::sleep(3 * T).await;
+        assert!(!idle.is_finished(), "idle while a call is open");
+        activity.end();
+        let ended = T / 2 + 3 * T;
+        // The timeout counts from the end of the call.
+        assert_eq!(idle.await.unwrap(), ended + T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_open_from_the_start_holds_idleness_off_until_it_ends() {
+        let activity = Arc::new(Activity::default());
+        assert_eq!(activity.begin(), 1);
+        assert_eq!(activity.begin(), 2);
+        let idle = idle_after(&activity, Some(T));
+        tokio::time::sleep(2 * T).await;
+        activity.end();
+        tokio::time::sleep(2 * T).await;
+        assert!(!idle.is_finished(), "idle while a call is open");
+        activity.end();
+        assert_eq!(idle.await.unwrap(), 4 * T + T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_timeout_never_idle() {
+        let activity = Arc::new(Activity::default());
+        let never = tokio::time::timeout(1000 * T, activity.idle(None)).await;
+        assert!(never.is_err(), "idle without a timeout");
+    }
+
+    #[tokio::test]
+    async fn preface_counts_once_24_bytes_have_been_read() {
+        let bytes = [7_u8; PREFACE_LEN + 8];
+        let (mut io, seen) = Preface::watch(&bytes[..]);
+        let mut buf = [0; PREFACE_LEN - 1];
+        io.read_exact(&mut buf).await.unwrap();
+        assert!(
+            !seen.load(Ordering::Relaxed),
+            "seen after {} bytes",
+            buf.len()
+        );
+        let mut one = [0; 1];
+        io.read_exact(&mut one).await.unwrap();
+        assert!(
+            seen.load(Ordering::Relaxed),
+            "not seen after {PREFACE_LEN} bytes"
+        );
+        // What follows passes through unchanged.
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, [7; 8]);
+        assert!(seen.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn preface_in_one_read_counts_too() {
+        let (mut io, seen) = Preface::watch(&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04"[..]);
+        let mut all = Vec::new();
+        io.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all.len(), PREFACE_LEN + 4);
+        assert!(seen.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn fewer_bytes_than_a_preface_never_count() {
+        let (mut io, seen) = Preface::watch(&b"GET"[..]);
+        let mut all = Vec::new();
+        io.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"GET");
+        assert!(!seen.load(Ordering::Relaxed));
+    }
+}

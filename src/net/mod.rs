@@ -1,0 +1,28 @@
+//! Connections: accepting them and serving HTTP on them, in place of volo's `Server` loop.
+//!
+//! volo's accept loop does the TLS handshake inline, so one slow or stalled client
+//! stops every other connection from being accepted, and a single `accept()` error (out
+//! of file descriptors) ends the server. [`Acceptor`] replaces it: a task accepts TCP
+//! connections (at most `max_connections` open at once; at the cap it waits, and new
+//! clients wait in the listen backlog), retries after a pause when `accept` fails, and
+//! runs each TLS handshake in its own task with a timeout. At shutdown it closes the
+//! listener without resetting the connections the kernel had already accepted for it.
+//!
+//! [`serve_connections`] then runs HTTP/2 or HTTP/1.1 on each connection (hyper),
+//! which lets the server own what volo's loop does not offer: a deadline for the
+//! connection preface (a connection that never speaks is closed), an idle-connection
+//! timeout (no call open for a while: GOAWAY, then close), a peer address taken from
+//! the socket rather than from a header, a bound on request headers, and a graceful
+//! shutdown that can be bounded.
+//!
+//! - `accept`: [`Acceptor`], the accept loop, TLS handshakes, closing the listener.
+//! - `conn`: [`serve_connections`], HTTP settings, idle tracking.
+//!
+//! The rustls configuration the acceptor is given comes from [`crate::tls`];
+//! [`crate::server`] wires the two halves together.
+
+mod accept;
+mod conn;
+
+pub use accept::{Accepted, Acceptor};
+pub use conn::{ConnectionLoad, Http2Settings, serve_connections};
