@@ -382,7 +382,7 @@ impl Acceptor {
 }
 
 /// HTTP/2 settings of every connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Http2Settings {
     /// Streams (calls) one connection may have open at once.
     pub max_concurrent_streams: u32,

@@ -42,7 +42,7 @@ use crate::{
         AccessLogLayer, AuthLayer, CatchPanicLayer, DeadlineLayer, LoadShedLayer, MessageSizeLayer,
         MetricsLayer, RequestIdLayer, message_size::Timeouts,
     },
-    net::{Acceptor, Http2Settings, serve_connections, tls_config},
+    net::{Acceptor, serve_connections, tls_config},
     reflection::Reflection,
     simulator::Simulator,
     web::Front,
@@ -57,6 +57,8 @@ const FINAL_FLUSH: Duration = Duration::from_secs(1);
 /// wrap it (e.g. to inject a panic) with [`map_service`](BasicServer::map_service).
 pub struct BasicServer<S = BasicHandler> {
     config: Config,
+    /// The loaded TLS certificate and key (and client CA); `None` serves plaintext.
+    tls: Option<Arc<rustls::ServerConfig>>,
     service: S,
     simulator: Simulator,
     reflection: Reflection,
@@ -65,9 +67,18 @@ pub struct BasicServer<S = BasicHandler> {
 }
 
 impl BasicServer<BasicHandler> {
-    /// Prepares a server: loads the ELIZA script, the simulator and the reflection index.
+    /// Prepares a server: loads the TLS files, the ELIZA script, the simulator and the
+    /// reflection index, so that bad files fail here, before the caller binds a port.
     pub fn new(config: Config) -> Result<Self, ServerError> {
         config.validate()?;
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(tls_config(
+                &files.cert,
+                &files.key,
+                files.client_ca.as_deref(),
+            )?),
+        };
         let script = match &config.eliza_script {
             None => Script::doctor(),
             Some(path) => {
@@ -88,12 +99,13 @@ impl BasicServer<BasicHandler> {
         let service = BasicHandler {
             simulator: simulator.clone(),
             script,
-            max_processes: config.max_processes,
-            max_talk_message_bytes: config.max_talk_message_bytes,
+            max_processes: config.limits.max_processes,
+            max_talk_message_bytes: config.limits.max_talk_message_bytes,
             streams_end: streams_end.clone(),
         };
         Ok(Self {
             config,
+            tls,
             service,
             simulator,
             reflection,
@@ -111,6 +123,7 @@ where
     pub fn map_service<T>(self, f: impl FnOnce(S) -> T) -> BasicServer<T> {
         BasicServer {
             config: self.config,
+            tls: self.tls,
             service: f(self.service),
             simulator: self.simulator,
             reflection: self.reflection,
@@ -141,15 +154,8 @@ where
     ) -> Result<(), ServerError> {
         let config = self.config;
         let addr = listener.local_addr().map_err(ServerError::Listen)?;
-        let grace = config.shutdown_grace;
-        let tls = match &config.tls {
-            None => None,
-            Some(files) => Some(tls_config(
-                &files.cert,
-                &files.key,
-                files.client_ca.as_deref(),
-            )?),
-        };
+        let grace = config.shutdown.grace;
+        let tls = self.tls;
         let metrics = match self.metrics_listener {
             None => None,
             Some(listener) => {
@@ -206,44 +212,36 @@ where
             .layer(AccessLogLayer)
             .layer(MetricsLayer::new())
             .layer(CatchPanicLayer)
-            .layer(AuthLayer::new(config.auth_token.as_deref()))
+            .layer(AuthLayer::new(config.access.auth_token.as_deref()))
             .layer(LoadShedLayer::new(
-                config.max_in_flight,
-                config.max_in_flight_per_connection,
+                config.limits.max_in_flight,
+                config.limits.max_in_flight_per_connection,
             ))
             .layer(DeadlineLayer)
             .service(router);
         // One stack for all connections; each connection gets a cheap handle to it.
         let layers = Arc::new(layers);
         let message_size = MessageSizeLayer::new(
-            config.max_message_bytes,
+            config.limits.max_message_bytes,
             Timeouts {
-                request: config.request_timeout,
-                stream_idle: config.stream_idle_timeout,
+                request: config.limits.request_timeout,
+                stream_idle: config.limits.stream_idle_timeout,
             },
         );
-        let front = Front::new((), &config.cors_allowed_origins);
+        let front = Front::new((), &config.access.cors_allowed_origins);
         let make_service = move |peer| {
             front.wrap(tower::Layer::layer(
                 &message_size,
                 Dispatch::new(Arc::clone(&layers), peer),
             ))
         };
-        let settings = Http2Settings {
-            max_concurrent_streams: config.max_concurrent_streams,
-            keepalive_interval: config.keepalive_interval,
-            keepalive_timeout: config.keepalive_timeout,
-            idle_timeout: config.idle_timeout,
-            handshake_timeout: config.handshake_timeout,
-            max_header_list_bytes: config.max_header_list_bytes,
-        };
 
         let stop_accepting = CancellationToken::new();
         let (incoming, accepting) = Acceptor::new(
             listener,
             tls.clone(),
-            config.handshake_timeout,
-            config.max_connections,
+            config.http2.handshake_timeout,
+            config.limits.max_connections,
             stop_accepting.clone(),
         )
         .map_err(ServerError::Listen)?;
@@ -254,7 +252,7 @@ where
         connections.spawn(serve_connections(
             incoming,
             make_service,
-            settings,
+            config.http2,
             connections.clone(),
             closing.clone(),
         ));
@@ -262,19 +260,19 @@ where
             %addr,
             tls = tls.is_some(),
             mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
-            auth = config.auth_token.is_some(),
+            auth = config.access.auth_token.is_some(),
             "basic.v1.BasicService listening"
         );
 
         shutdown.await;
         health_reporter.set_not_serving();
-        if !config.shutdown_drain.is_zero() {
+        if !config.shutdown.drain.is_zero() {
             // Still serving (new calls too) while balancers and probes see NOT_SERVING.
             tracing::info!(
-                drain_secs = config.shutdown_drain.as_secs_f64(),
+                drain_secs = config.shutdown.drain.as_secs_f64(),
                 "shutting down: reporting NOT_SERVING before closing connections"
             );
-            tokio::time::sleep(config.shutdown_drain).await;
+            tokio::time::sleep(config.shutdown.drain).await;
         }
         tracing::info!(
             grace_secs = grace.as_secs_f64(),
