@@ -2,19 +2,75 @@
 //!
 //! Two stages, as in ripgrep: [`Args`] mirrors the command line; [`Config`] is the
 //! checked, typed result the rest of the crate uses. Nothing downstream sees a raw flag.
-//! Tests build a [`Config`] directly (`Config::default()` plus the fields they need).
+//! [`Config`] is grouped by concern ([`Limits`], [`Http2Settings`], [`Shutdown`],
+//! [`TlsFiles`], [`Access`], [`SimConfig`]) and every default is written once, in
+//! [`defaults`], which both the flags and the `Default` impls read. Tests build a
+//! [`Config`] directly (`Config::default()` plus the fields they need).
 
 use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::net::Http2Settings;
 use crate::{
     simulator::SimConfig,
     web::cors::{AllowedOrigins, BadOrigin},
 };
 
-/// The address the server listens on when none is given.
+/// The address the server listens on when none is given (and where clients connect).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+/// The default of every flag, written once: the flags' `default_value_t` and the
+/// `Default` impls of the config groups (and of [`SimConfig`]) both read these.
+///
+/// Durations are typed; the flags take whole seconds (or milliseconds for the
+/// simulator), so keep these whole too. A timeout that a flag can turn off with 0 is
+/// on by default, so its default here is the duration itself.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `--max-processes`.
+    pub const MAX_PROCESSES: u32 = 1000;
+    /// `--max-talk-message-bytes`.
+    pub const MAX_TALK_MESSAGE_BYTES: usize = 4096;
+    /// `--max-message-bytes`.
+    pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+    /// `--max-in-flight`.
+    pub const MAX_IN_FLIGHT: usize = 10_000;
+    /// `--max-in-flight-per-connection`.
+    pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 500;
+    /// `--max-connections`.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// `--request-timeout-secs`.
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `--stream-idle-timeout-secs`.
+    pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// `--max-concurrent-streams`.
+    pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+    /// `--keepalive-interval-secs`.
+    pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+    /// `--keepalive-timeout-secs`.
+    pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+    /// `--idle-timeout-secs`.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// `--handshake-timeout-secs`.
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `--max-header-list-bytes`.
+    pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
+    /// `--shutdown-drain-secs`.
+    pub const SHUTDOWN_DRAIN: Duration = Duration::ZERO;
+    /// `--shutdown-grace-secs`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+    /// `--sim-delay-min-ms`.
+    pub const SIM_DELAY_MIN: Duration = Duration::from_millis(1000);
+    /// `--sim-delay-max-ms`.
+    pub const SIM_DELAY_MAX: Duration = Duration::from_millis(3000);
+    /// `--sim-failure-rate`.
+    pub const SIM_FAILURE_RATE: f64 = 0.0;
+}
 
 /// Command-line flags of the server binary.
 #[derive(Debug, Parser)]
@@ -29,19 +85,27 @@ pub struct Args {
     pub addr: SocketAddr,
 
     /// Largest `processes` a Background call may ask for.
-    #[arg(long, env = "BASIC_MAX_PROCESSES", default_value_t = 1000)]
+    #[arg(long, env = "BASIC_MAX_PROCESSES", default_value_t = defaults::MAX_PROCESSES)]
     pub max_processes: u32,
 
     /// Shortest simulated service call, in milliseconds.
-    #[arg(long, env = "BASIC_SIM_DELAY_MIN_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "BASIC_SIM_DELAY_MIN_MS",
+        default_value_t = defaults::SIM_DELAY_MIN.as_millis() as u64
+    )]
     pub sim_delay_min_ms: u64,
 
     /// Longest simulated service call, in milliseconds.
-    #[arg(long, env = "BASIC_SIM_DELAY_MAX_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "BASIC_SIM_DELAY_MAX_MS",
+        default_value_t = defaults::SIM_DELAY_MAX.as_millis() as u64
+    )]
     pub sim_delay_max_ms: u64,
 
     /// Probability (0.0 to 1.0) that a simulated service call fails.
-    #[arg(long, env = "BASIC_SIM_FAILURE_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "BASIC_SIM_FAILURE_RATE", default_value_t = defaults::SIM_FAILURE_RATE)]
     pub sim_failure_rate: f64,
 
     /// Seed for the simulator's random choices, for reproducible runs.
@@ -49,16 +113,28 @@ pub struct Args {
     pub sim_seed: Option<u64>,
 
     /// Longest Talk message accepted, in bytes.
-    #[arg(long, env = "BASIC_MAX_TALK_MESSAGE_BYTES", default_value_t = 4096)]
+    #[arg(
+        long,
+        env = "BASIC_MAX_TALK_MESSAGE_BYTES",
+        default_value_t = defaults::MAX_TALK_MESSAGE_BYTES
+    )]
     pub max_talk_message_bytes: usize,
 
     /// Seconds to keep serving after SIGINT/SIGTERM while health reports NOT_SERVING, so
     /// load balancers and probes move traffic away before connections are closed.
-    #[arg(long, env = "BASIC_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "BASIC_SHUTDOWN_DRAIN_SECS",
+        default_value_t = defaults::SHUTDOWN_DRAIN.as_secs()
+    )]
     pub shutdown_drain_secs: u64,
 
     /// Seconds that open calls get to finish after SIGINT/SIGTERM.
-    #[arg(long, env = "BASIC_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "BASIC_SHUTDOWN_GRACE_SECS",
+        default_value_t = defaults::SHUTDOWN_GRACE.as_secs()
+    )]
     pub shutdown_grace_secs: u64,
 
     /// Log line format.
@@ -87,12 +163,12 @@ pub struct Args {
         long,
         alias = "tls-handshake-timeout-secs",
         env = "BASIC_HANDSHAKE_TIMEOUT_SECS",
-        default_value_t = 10
+        default_value_t = defaults::HANDSHAKE_TIMEOUT.as_secs()
     )]
     pub handshake_timeout_secs: u64,
 
     /// Connections open at once; at the cap, new ones wait in the listen backlog.
-    #[arg(long, env = "BASIC_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "BASIC_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Require `authorization: Bearer <token>` on every call but health and reflection.
@@ -100,15 +176,23 @@ pub struct Args {
     pub auth_token: Option<String>,
 
     /// Largest request message accepted (after decompression), in bytes.
-    #[arg(long, env = "BASIC_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(
+        long,
+        env = "BASIC_MAX_MESSAGE_BYTES",
+        default_value_t = defaults::MAX_MESSAGE_BYTES
+    )]
     pub max_message_bytes: usize,
 
     /// HTTP/2 streams (calls) one connection may have open at once.
-    #[arg(long, env = "BASIC_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    #[arg(
+        long,
+        env = "BASIC_MAX_CONCURRENT_STREAMS",
+        default_value_t = defaults::MAX_CONCURRENT_STREAMS
+    )]
     pub max_concurrent_streams: u32,
 
     /// Calls in flight across all connections; more fail fast with RESOURCE_EXHAUSTED.
-    #[arg(long, env = "BASIC_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    #[arg(long, env = "BASIC_MAX_IN_FLIGHT", default_value_t = defaults::MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
     /// Calls in flight on one connection; more fail fast with RESOURCE_EXHAUSTED, so
@@ -116,33 +200,57 @@ pub struct Args {
     #[arg(
         long,
         env = "BASIC_MAX_IN_FLIGHT_PER_CONNECTION",
-        default_value_t = 500
+        default_value_t = defaults::MAX_IN_FLIGHT_PER_CONNECTION
     )]
     pub max_in_flight_per_connection: usize,
 
     /// Seconds a unary call's request message may take to arrive; 0: no limit.
-    #[arg(long, env = "BASIC_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "BASIC_REQUEST_TIMEOUT_SECS",
+        default_value_t = defaults::REQUEST_TIMEOUT.as_secs()
+    )]
     pub request_timeout_secs: u64,
 
     /// Seconds a client stream (Talk, reflection) may keep the server waiting for its
     /// next message; 0: no limit.
-    #[arg(long, env = "BASIC_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "BASIC_STREAM_IDLE_TIMEOUT_SECS",
+        default_value_t = defaults::STREAM_IDLE_TIMEOUT.as_secs()
+    )]
     pub stream_idle_timeout_secs: u64,
 
     /// Largest header block (request metadata) accepted, in bytes.
-    #[arg(long, env = "BASIC_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024)]
+    #[arg(
+        long,
+        env = "BASIC_MAX_HEADER_LIST_BYTES",
+        default_value_t = defaults::MAX_HEADER_LIST_BYTES
+    )]
     pub max_header_list_bytes: u32,
 
     /// Seconds between HTTP/2 keepalive pings; 0 turns them off.
-    #[arg(long, env = "BASIC_KEEPALIVE_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "BASIC_KEEPALIVE_INTERVAL_SECS",
+        default_value_t = defaults::KEEPALIVE_INTERVAL.as_secs()
+    )]
     pub keepalive_interval_secs: u64,
 
     /// Seconds to wait for a ping's answer before dropping the connection.
-    #[arg(long, env = "BASIC_KEEPALIVE_TIMEOUT_SECS", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "BASIC_KEEPALIVE_TIMEOUT_SECS",
+        default_value_t = defaults::KEEPALIVE_TIMEOUT.as_secs()
+    )]
     pub keepalive_timeout_secs: u64,
 
     /// Seconds a connection may stay open with no call before it is closed; 0: never.
-    #[arg(long, env = "BASIC_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    #[arg(
+        long,
+        env = "BASIC_IDLE_TIMEOUT_SECS",
+        default_value_t = defaults::IDLE_TIMEOUT.as_secs()
+    )]
     pub idle_timeout_secs: u64,
 
     /// Serve Prometheus metrics on this address (off unless set).
@@ -165,17 +273,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// A flag value that parses but makes no sense.
+/// A flag value that parses but makes no sense. Each names its flag (without `--`).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
-    #[error("--max-processes must be at least 1")]
-    ZeroMaxProcesses,
     #[error("--sim-delay-min-ms ({min}) must not exceed --sim-delay-max-ms ({max})")]
     DelayRange { min: u64, max: u64 },
     #[error("--sim-failure-rate must be between 0.0 and 1.0, got {0}")]
     FailureRate(f64),
-    #[error("--max-talk-message-bytes must be at least 1")]
-    ZeroTalkLimit,
     #[error("--{0} must be at least 1")]
     Zero(&'static str),
     #[error("--auth-token must not be empty")]
@@ -188,54 +292,58 @@ pub enum ConfigError {
     Cors(#[from] BadOrigin),
 }
 
-/// The validated configuration the server runs with.
-#[derive(Debug, Clone, PartialEq)]
+/// The validated configuration the server runs with, one group per concern.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
-    /// Largest `processes` a Background call may ask for.
-    pub max_processes: u32,
-    /// The service simulator behind Background.
-    pub sim: SimConfig,
-    /// Longest Talk message accepted, in bytes.
-    pub max_talk_message_bytes: usize,
-    /// Time open calls get to finish once shutdown starts.
-    pub shutdown_grace: Duration,
-    /// ELIZA script file; `None` means the built-in DOCTOR script.
-    pub eliza_script: Option<PathBuf>,
+    /// What clients may ask for and hold: message sizes, calls, connections, waits.
+    pub limits: Limits,
+    /// The HTTP/2 settings of every connection, as [`crate::net`] applies them.
+    pub http2: Http2Settings,
+    /// How the server stops on SIGINT/SIGTERM.
+    pub shutdown: Shutdown,
     /// TLS certificate, key and optional client CA; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
-    /// Time a new connection gets for the TLS handshake and the HTTP/2 preface.
-    pub handshake_timeout: Duration,
-    /// Connections open at once.
-    pub max_connections: usize,
-    /// Bearer token every call but health and reflection must carry.
-    pub auth_token: Option<String>,
+    /// Who may call: the bearer token and the browser origins.
+    pub access: Access,
+    /// The service simulator behind Background.
+    pub sim: SimConfig,
+    /// ELIZA script file; `None` means the built-in DOCTOR script.
+    pub eliza_script: Option<PathBuf>,
+    /// Where to serve Prometheus metrics; `None` serves none. (The binary binds it and
+    /// hands the listener to [`crate::BasicServer::metrics_listener`].)
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Bounds on what clients may ask for and hold. Refusals are per call
+/// (`INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, `DEADLINE_EXCEEDED`), except
+/// `max_connections`, which makes new connections wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest `processes` a Background call may ask for.
+    pub max_processes: u32,
+    /// Longest Talk message accepted, in bytes.
+    pub max_talk_message_bytes: usize,
     /// Largest request message accepted, after decompression.
     pub max_message_bytes: usize,
-    /// HTTP/2 streams one connection may have open at once.
-    pub max_concurrent_streams: u32,
     /// Calls in flight across all connections.
     pub max_in_flight: usize,
     /// Calls in flight on one connection.
     pub max_in_flight_per_connection: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
     /// Longest wait for a unary call's request message; `None`: no limit.
     pub request_timeout: Option<Duration>,
     /// Longest wait for a client stream's next message; `None`: no limit.
     pub stream_idle_timeout: Option<Duration>,
-    /// Largest request header block, in bytes.
-    pub max_header_list_bytes: u32,
-    /// HTTP/2 keepalive ping interval; `None` sends none.
-    pub keepalive_interval: Option<Duration>,
-    /// How long a keepalive ping may go unanswered.
-    pub keepalive_timeout: Duration,
-    /// A connection with no call open for this long is closed; `None`: never.
-    pub idle_timeout: Option<Duration>,
-    /// Where to serve Prometheus metrics; `None` serves none. (The binary binds it and
-    /// hands the listener to [`crate::BasicServer::metrics_listener`].)
-    pub metrics_addr: Option<SocketAddr>,
-    /// Time between reporting NOT_SERVING and closing connections on shutdown.
-    pub shutdown_drain: Duration,
-    /// Foreign origins whose pages may call from a browser (CORS).
-    pub cors_allowed_origins: AllowedOrigins,
+}
+
+/// Graceful shutdown: first `drain`, then `grace`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shutdown {
+    /// Time between reporting NOT_SERVING and closing connections.
+    pub drain: Duration,
+    /// Time open calls get to finish once connections are told to close.
+    pub grace: Duration,
 }
 
 /// PEM files for TLS.
@@ -247,31 +355,49 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-impl Default for Config {
+/// Who may call, beyond what TLS checks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Access {
+    /// Bearer token every call but health and reflection must carry; `None`: no auth.
+    pub auth_token: Option<String>,
+    /// Foreign origins whose pages may call from a browser (CORS).
+    pub cors_allowed_origins: AllowedOrigins,
+}
+
+impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_processes: 1000,
-            sim: SimConfig::default(),
-            max_talk_message_bytes: 4096,
-            shutdown_grace: Duration::from_secs(10),
-            eliza_script: None,
-            tls: None,
-            handshake_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            auth_token: None,
-            max_message_bytes: 4 * 1024 * 1024,
-            max_concurrent_streams: 1024,
-            max_in_flight: 10_000,
-            max_in_flight_per_connection: 500,
-            request_timeout: Some(Duration::from_secs(10)),
-            stream_idle_timeout: Some(Duration::from_secs(300)),
-            max_header_list_bytes: 16 * 1024,
-            keepalive_interval: Some(Duration::from_secs(60)),
-            keepalive_timeout: Duration::from_secs(20),
-            idle_timeout: Some(Duration::from_secs(600)),
-            metrics_addr: None,
-            shutdown_drain: Duration::ZERO,
-            cors_allowed_origins: AllowedOrigins::SameOnly,
+            max_processes: defaults::MAX_PROCESSES,
+            max_talk_message_bytes: defaults::MAX_TALK_MESSAGE_BYTES,
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            max_in_flight_per_connection: defaults::MAX_IN_FLIGHT_PER_CONNECTION,
+            max_connections: defaults::MAX_CONNECTIONS,
+            request_timeout: Some(defaults::REQUEST_TIMEOUT),
+            stream_idle_timeout: Some(defaults::STREAM_IDLE_TIMEOUT),
+        }
+    }
+}
+
+/// Here rather than in [`crate::net`], so that every default lives in this module.
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+            keepalive_interval: Some(defaults::KEEPALIVE_INTERVAL),
+            keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            idle_timeout: Some(defaults::IDLE_TIMEOUT),
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            max_header_list_bytes: defaults::MAX_HEADER_LIST_BYTES,
+        }
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self {
+            drain: defaults::SHUTDOWN_DRAIN,
+            grace: defaults::SHUTDOWN_GRACE,
         }
     }
 }
@@ -290,34 +416,40 @@ impl TryFrom<&Args> for Config {
             _ => None,
         };
         let config = Self {
-            max_processes: args.max_processes,
+            limits: Limits {
+                max_processes: args.max_processes,
+                max_talk_message_bytes: args.max_talk_message_bytes,
+                max_message_bytes: args.max_message_bytes,
+                max_in_flight: args.max_in_flight,
+                max_in_flight_per_connection: args.max_in_flight_per_connection,
+                max_connections: args.max_connections,
+                request_timeout: secs_or_none(args.request_timeout_secs),
+                stream_idle_timeout: secs_or_none(args.stream_idle_timeout_secs),
+            },
+            http2: Http2Settings {
+                max_concurrent_streams: args.max_concurrent_streams,
+                keepalive_interval: secs_or_none(args.keepalive_interval_secs),
+                keepalive_timeout: Duration::from_secs(args.keepalive_timeout_secs),
+                idle_timeout: secs_or_none(args.idle_timeout_secs),
+                handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
+                max_header_list_bytes: args.max_header_list_bytes,
+            },
+            shutdown: Shutdown {
+                drain: Duration::from_secs(args.shutdown_drain_secs),
+                grace: Duration::from_secs(args.shutdown_grace_secs),
+            },
+            tls,
+            access: Access {
+                auth_token: args.auth_token.clone(),
+                cors_allowed_origins: AllowedOrigins::parse(&args.cors_allowed_origins)?,
+            },
             sim: SimConfig {
                 delay: millis(args.sim_delay_min_ms..=args.sim_delay_max_ms),
                 failure_rate: args.sim_failure_rate,
                 seed: args.sim_seed,
             },
-            max_talk_message_bytes: args.max_talk_message_bytes,
-            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             eliza_script: args.eliza_script.clone(),
-            tls,
-            handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
-            max_connections: args.max_connections,
-            auth_token: args.auth_token.clone(),
-            max_message_bytes: args.max_message_bytes,
-            max_concurrent_streams: args.max_concurrent_streams,
-            max_in_flight: args.max_in_flight,
-            max_in_flight_per_connection: args.max_in_flight_per_connection,
-            request_timeout: secs_or_none(args.request_timeout_secs),
-            stream_idle_timeout: secs_or_none(args.stream_idle_timeout_secs),
-            max_header_list_bytes: args.max_header_list_bytes,
-            keepalive_interval: (args.keepalive_interval_secs > 0)
-                .then(|| Duration::from_secs(args.keepalive_interval_secs)),
-            keepalive_timeout: Duration::from_secs(args.keepalive_timeout_secs),
-            idle_timeout: (args.idle_timeout_secs > 0)
-                .then(|| Duration::from_secs(args.idle_timeout_secs)),
             metrics_addr: args.metrics_addr,
-            shutdown_drain: Duration::from_secs(args.shutdown_drain_secs),
-            cors_allowed_origins: AllowedOrigins::parse(&args.cors_allowed_origins)?,
         };
         config.validate()?;
         Ok(config)
@@ -335,10 +467,18 @@ impl Config {
     /// Checks values that parse but make no sense. [`crate::BasicServer::new`] calls it
     /// too, so a `Config` built in code gets the same checks as one from flags.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_processes == 0 {
-            return Err(ConfigError::ZeroMaxProcesses);
+        let Self {
+            limits,
+            http2,
+            shutdown,
+            access,
+            sim,
+            ..
+        } = self;
+        if limits.max_processes == 0 {
+            return Err(ConfigError::Zero("max-processes"));
         }
-        let (min, max) = (*self.sim.delay.start(), *self.sim.delay.end());
+        let (min, max) = (*sim.delay.start(), *sim.delay.end());
         if min > max {
             return Err(ConfigError::DelayRange {
                 min: min.as_millis() as u64,
@@ -346,35 +486,33 @@ impl Config {
             });
         }
         // `contains` is false for NaN too.
-        if !(0.0..=1.0).contains(&self.sim.failure_rate) {
-            return Err(ConfigError::FailureRate(self.sim.failure_rate));
-        }
-        if self.max_talk_message_bytes == 0 {
-            return Err(ConfigError::ZeroTalkLimit);
+        if !(0.0..=1.0).contains(&sim.failure_rate) {
+            return Err(ConfigError::FailureRate(sim.failure_rate));
         }
         for (zero, flag) in [
-            (self.max_message_bytes == 0, "max-message-bytes"),
-            (self.max_concurrent_streams == 0, "max-concurrent-streams"),
-            (self.max_in_flight == 0, "max-in-flight"),
-            (self.handshake_timeout.is_zero(), "handshake-timeout-secs"),
-            (self.max_connections == 0, "max-connections"),
+            (limits.max_talk_message_bytes == 0, "max-talk-message-bytes"),
+            (limits.max_message_bytes == 0, "max-message-bytes"),
+            (http2.max_concurrent_streams == 0, "max-concurrent-streams"),
+            (limits.max_in_flight == 0, "max-in-flight"),
+            (http2.handshake_timeout.is_zero(), "handshake-timeout-secs"),
+            (limits.max_connections == 0, "max-connections"),
             (
-                self.max_in_flight_per_connection == 0,
+                limits.max_in_flight_per_connection == 0,
                 "max-in-flight-per-connection",
             ),
-            (self.keepalive_timeout.is_zero(), "keepalive-timeout-secs"),
+            (http2.keepalive_timeout.is_zero(), "keepalive-timeout-secs"),
         ] {
             if zero {
                 return Err(ConfigError::Zero(flag));
             }
         }
-        if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+        if limits.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(ConfigError::TooLarge("max-in-flight"));
         }
-        if self.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
+        if limits.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(ConfigError::TooLarge("max-connections"));
         }
-        if self.max_header_list_bytes < MIN_HEADER_LIST {
+        if http2.max_header_list_bytes < MIN_HEADER_LIST {
             return Err(ConfigError::TooSmall(
                 "max-header-list-bytes",
                 MIN_HEADER_LIST,
@@ -382,20 +520,20 @@ impl Config {
         }
         for (duration, flag) in [
             (Some(max), "sim-delay-max-ms"),
-            (Some(self.shutdown_grace), "shutdown-grace-secs"),
-            (Some(self.shutdown_drain), "shutdown-drain-secs"),
-            (Some(self.handshake_timeout), "handshake-timeout-secs"),
-            (self.request_timeout, "request-timeout-secs"),
-            (self.stream_idle_timeout, "stream-idle-timeout-secs"),
-            (self.keepalive_interval, "keepalive-interval-secs"),
-            (Some(self.keepalive_timeout), "keepalive-timeout-secs"),
-            (self.idle_timeout, "idle-timeout-secs"),
+            (Some(shutdown.grace), "shutdown-grace-secs"),
+            (Some(shutdown.drain), "shutdown-drain-secs"),
+            (Some(http2.handshake_timeout), "handshake-timeout-secs"),
+            (limits.request_timeout, "request-timeout-secs"),
+            (limits.stream_idle_timeout, "stream-idle-timeout-secs"),
+            (http2.keepalive_interval, "keepalive-interval-secs"),
+            (Some(http2.keepalive_timeout), "keepalive-timeout-secs"),
+            (http2.idle_timeout, "idle-timeout-secs"),
         ] {
             if duration.is_some_and(|d| d > MAX_DURATION) {
                 return Err(ConfigError::TooLarge(flag));
             }
         }
-        if self
+        if access
             .auth_token
             .as_deref()
             .is_some_and(|t| t.trim().is_empty())
@@ -428,7 +566,8 @@ mod tests {
 
     #[test]
     fn config_default_is_what_no_flags_give() {
-        // Tests build `Config::default()`; it must not drift from the binary's defaults.
+        // Both sides read `defaults`, so this now guards the Args -> Config mapping: a
+        // flag wired to the wrong field (or a unit mix-up) shows up here.
         let args = Args::try_parse_from(["basic-service"]).unwrap();
         assert_eq!(Config::try_from(&args).unwrap(), Config::default());
     }
@@ -438,13 +577,13 @@ mod tests {
         let args = Args::try_parse_from(["basic-service"]).unwrap();
         assert_eq!(args.addr, DEFAULT_ADDR.parse().unwrap());
         let config = Config::try_from(&args).unwrap();
-        assert_eq!(config.max_processes, 1000);
+        assert_eq!(config.limits.max_processes, 1000);
         assert_eq!(
             config.sim.delay,
             Duration::from_millis(1000)..=Duration::from_millis(3000)
         );
-        assert_eq!(config.max_talk_message_bytes, 4096);
-        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.limits.max_talk_message_bytes, 4096);
+        assert_eq!(config.shutdown.grace, Duration::from_secs(10));
     }
 
     #[test]
@@ -471,11 +610,15 @@ mod tests {
     fn zero_limits_are_refused() {
         assert_eq!(
             parse(&["--max-processes", "0"]).unwrap_err(),
-            ConfigError::ZeroMaxProcesses
+            ConfigError::Zero("max-processes")
         );
         assert_eq!(
             parse(&["--max-talk-message-bytes", "0"]).unwrap_err(),
-            ConfigError::ZeroTalkLimit
+            ConfigError::Zero("max-talk-message-bytes")
+        );
+        assert_eq!(
+            parse(&["--max-processes", "0"]).unwrap_err().to_string(),
+            "--max-processes must be at least 1"
         );
     }
 
@@ -491,10 +634,8 @@ mod tests {
             parse(&["--keepalive-interval-secs", "99999999999"]).unwrap_err(),
             ConfigError::TooLarge("keepalive-interval-secs")
         );
-        let config = Config {
-            max_in_flight: usize::MAX,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.limits.max_in_flight = usize::MAX;
         assert_eq!(
             config.validate().unwrap_err(),
             ConfigError::TooLarge("max-in-flight")
@@ -533,7 +674,7 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(
-            config.cors_allowed_origins,
+            config.access.cors_allowed_origins,
             AllowedOrigins::List(ref list) if list.len() == 2
         ));
         assert!(matches!(

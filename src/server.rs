@@ -38,7 +38,7 @@ use crate::{
     handlers::BasicHandler,
     health::HealthReporter,
     layers::{AdmitLayer, MessageSizeLayer, TrackLayer, message_size::Timeouts},
-    net::{Acceptor, Http2Settings, serve_connections},
+    net::{Acceptor, serve_connections},
     reflection::Reflection,
     shutdown::{Shutdown, StreamsEnd},
     simulator::Simulator,
@@ -52,6 +52,8 @@ use crate::{
 /// wrap it (e.g. to inject a panic) with [`map_service`](BasicServer::map_service).
 pub struct BasicServer<S = BasicHandler> {
     config: Config,
+    /// The loaded TLS certificate and key (and client CA); `None` serves plaintext.
+    tls: Option<Arc<rustls::ServerConfig>>,
     service: S,
     simulator: Simulator,
     reflection: Reflection,
@@ -59,9 +61,18 @@ pub struct BasicServer<S = BasicHandler> {
 }
 
 impl BasicServer<BasicHandler> {
-    /// Prepares a server: loads the ELIZA script, the simulator and the reflection index.
+    /// Prepares a server: loads the TLS files, the ELIZA script, the simulator and the
+    /// reflection index, so that bad files fail here, before the caller binds a port.
     pub fn new(config: Config) -> Result<Self, ServerError> {
         config.validate()?;
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(tls_config(
+                &files.cert,
+                &files.key,
+                files.client_ca.as_deref(),
+            )?),
+        };
         let script = match &config.eliza_script {
             None => Script::doctor(),
             Some(path) => {
@@ -81,11 +92,12 @@ impl BasicServer<BasicHandler> {
         let service = BasicHandler {
             simulator: simulator.clone(),
             script,
-            max_processes: config.max_processes,
-            max_talk_message_bytes: config.max_talk_message_bytes,
+            max_processes: config.limits.max_processes,
+            max_talk_message_bytes: config.limits.max_talk_message_bytes,
         };
         Ok(Self {
             config,
+            tls,
             service,
             simulator,
             reflection,
@@ -102,6 +114,7 @@ where
     pub fn map_service<T>(self, f: impl FnOnce(S) -> T) -> BasicServer<T> {
         BasicServer {
             config: self.config,
+            tls: self.tls,
             service: f(self.service),
             simulator: self.simulator,
             reflection: self.reflection,
@@ -131,15 +144,8 @@ where
     ) -> Result<(), ServerError> {
         let config = self.config;
         let addr = listener.local_addr().map_err(ServerError::Listen)?;
-        let grace = config.shutdown_grace;
-        let tls = match &config.tls {
-            None => None,
-            Some(files) => Some(tls_config(
-                &files.cert,
-                &files.key,
-                files.client_ca.as_deref(),
-            )?),
-        };
+        let grace = config.shutdown.grace;
+        let tls = self.tls;
         let metrics = match self.metrics_listener {
             None => None,
             Some(listener) => {
@@ -194,42 +200,34 @@ where
         let layers = motore::builder::ServiceBuilder::new()
             .layer(TrackLayer::new(streams_end.clone()))
             .layer(AdmitLayer::new(
-                config.auth_token.as_deref(),
-                config.max_in_flight,
-                config.max_in_flight_per_connection,
+                config.access.auth_token.as_deref(),
+                config.limits.max_in_flight,
+                config.limits.max_in_flight_per_connection,
             ))
             .service(router);
         // One stack for all connections; each connection gets a cheap handle to it.
         let layers = Arc::new(layers);
         let message_size = MessageSizeLayer::new(
-            config.max_message_bytes,
+            config.limits.max_message_bytes,
             Timeouts {
-                request: config.request_timeout,
-                stream_idle: config.stream_idle_timeout,
+                request: config.limits.request_timeout,
+                stream_idle: config.limits.stream_idle_timeout,
             },
         );
-        let front = Front::new((), &config.cors_allowed_origins);
+        let front = Front::new((), &config.access.cors_allowed_origins);
         let make_service = move |peer| {
             front.wrap(tower::Layer::layer(
                 &message_size,
                 Dispatch::new(Arc::clone(&layers), peer),
             ))
         };
-        let settings = Http2Settings {
-            max_concurrent_streams: config.max_concurrent_streams,
-            keepalive_interval: config.keepalive_interval,
-            keepalive_timeout: config.keepalive_timeout,
-            idle_timeout: config.idle_timeout,
-            handshake_timeout: config.handshake_timeout,
-            max_header_list_bytes: config.max_header_list_bytes,
-        };
 
         let stop_accepting = CancellationToken::new();
         let (incoming, accepting) = Acceptor::new(
             listener,
             tls.clone(),
-            config.handshake_timeout,
-            config.max_connections,
+            config.http2.handshake_timeout,
+            config.limits.max_connections,
             stop_accepting.clone(),
         );
         let connections = TaskTracker::new();
@@ -239,7 +237,7 @@ where
         connections.spawn(serve_connections(
             incoming,
             make_service,
-            settings,
+            config.http2,
             connections.clone(),
             go_away.clone(),
         ));
@@ -247,14 +245,14 @@ where
             %addr,
             tls = tls.is_some(),
             mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
-            auth = config.auth_token.is_some(),
+            auth = config.access.auth_token.is_some(),
             "basic.v1.BasicService listening"
         );
 
         shutdown.await;
         Shutdown {
             health: health_reporter,
-            drain: config.shutdown_drain,
+            drain: config.shutdown.drain,
             stop_accepting,
             accepting,
             go_away,

@@ -38,11 +38,13 @@ pub struct SimConfig {
     pub seed: Option<u64>,
 }
 
+/// The defaults of the `--sim-*` flags ([`crate::config::defaults`]).
 impl Default for SimConfig {
     fn default() -> Self {
+        use crate::config::defaults;
         Self {
-            delay: Duration::from_millis(1000)..=Duration::from_millis(3000),
-            failure_rate: 0.0,
+            delay: defaults::SIM_DELAY_MIN..=defaults::SIM_DELAY_MAX,
+            failure_rate: defaults::SIM_FAILURE_RATE,
             seed: None,
         }
     }

@@ -31,7 +31,7 @@ use super::accept::{Accepted, Acceptor};
 use crate::coalesce::Coalesced;
 
 /// HTTP/2 settings of every connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Http2Settings {
     /// Streams (calls) one connection may have open at once.
     pub max_concurrent_streams: u32,

@@ -17,7 +17,7 @@ fn with_token(addr: std::net::SocketAddr, token: Option<&str>) -> ClientOptions 
 #[tokio::test]
 async fn calls_need_the_bearer_token_when_one_is_set() {
     let mut config = test_config();
-    config.auth_token = Some("s3cret".into());
+    config.access.auth_token = Some("s3cret".into());
     let server = start(config).await;
     for (token, ok) in [
         (None, false),
@@ -42,7 +42,7 @@ async fn calls_need_the_bearer_token_when_one_is_set() {
 #[tokio::test]
 async fn health_needs_no_token() {
     let mut config = test_config();
-    config.auth_token = Some("s3cret".into());
+    config.access.auth_token = Some("s3cret".into());
     let server = start(config).await;
     let health = HealthClientBuilder::new("health")
         .address(server.addr)

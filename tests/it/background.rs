@@ -104,7 +104,7 @@ async fn zero_or_negative_processes_run_one() {
 #[tokio::test]
 async fn processes_above_the_maximum_are_refused_before_any_message() {
     let mut config = test_config();
-    config.max_processes = 10;
+    config.limits.max_processes = 10;
     let server = start(config).await;
     let client = server.client();
     let result = client.background(BackgroundRequest { processes: 11 }).await;
@@ -155,7 +155,7 @@ async fn failed_workers_make_complete_with_error() {
 #[tokio::test]
 async fn a_slow_reader_gets_fewer_fuller_snapshots_and_loses_nothing() {
     let mut config = test_config();
-    config.max_processes = 1000;
+    config.limits.max_processes = 1000;
     let server = start(config).await;
     let client = server.client();
     let mut stream = client

@@ -18,15 +18,16 @@ use volo_gen::basic::v1::BasicService;
 
 /// Millisecond simulator delays and a seed, so tests run fast and reproducibly.
 pub fn test_config() -> Config {
-    Config {
+    let mut config = Config {
         sim: SimConfig {
             delay: Duration::from_millis(1)..=Duration::from_millis(5),
             failure_rate: 0.0,
             seed: Some(42),
         },
-        shutdown_grace: Duration::from_secs(5),
         ..Config::default()
-    }
+    };
+    config.shutdown.grace = Duration::from_secs(5);
+    config
 }
 
 /// A running server; [`TestServer::stop`] shuts it down and checks it stopped cleanly.

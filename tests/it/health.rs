@@ -82,7 +82,7 @@ async fn watch_on_an_unknown_service_reports_service_unknown() {
 #[tokio::test]
 async fn during_the_drain_period_new_checks_see_not_serving() {
     let mut config = test_config();
-    config.shutdown_drain = std::time::Duration::from_secs(2);
+    config.shutdown.drain = std::time::Duration::from_secs(2);
     let mut server = start(config).await;
     server.begin_stop();
     // A probe arriving on a fresh connection after shutdown began: still answered.

@@ -105,7 +105,7 @@ fn random_and_mutated_messages_get_a_clean_status() {
     let (server, conn) = runtime.block_on(async {
         let mut config = test_config();
         config.sim.delay = Duration::ZERO..=Duration::from_millis(1);
-        config.max_processes = 64;
+        config.limits.max_processes = 64;
         let server = start(config).await;
         let conn = raw::connect(server.addr).await;
         (server, conn)
@@ -180,8 +180,8 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 #[tokio::test]
 async fn a_request_that_never_arrives_times_out_and_frees_its_place() {
     let mut config = test_config();
-    config.request_timeout = Some(Duration::from_millis(500));
-    config.max_in_flight = 2;
+    config.limits.request_timeout = Some(Duration::from_millis(500));
+    config.limits.max_in_flight = 2;
     let server = start(config).await;
     let conn = raw::connect(server.addr).await;
     let hello = || raw::grpc_request("/basic.v1.BasicService/Hello", &[]);
@@ -208,7 +208,7 @@ async fn a_request_that_never_arrives_times_out_and_frees_its_place() {
 #[tokio::test]
 async fn a_stream_that_stops_sending_times_out() {
     let mut config = test_config();
-    config.stream_idle_timeout = Some(Duration::from_millis(500));
+    config.limits.stream_idle_timeout = Some(Duration::from_millis(500));
     let server = start(config).await;
     let conn = raw::connect(server.addr).await;
     let talk = raw::grpc_request("/basic.v1.BasicService/Talk", &[]);
@@ -234,9 +234,9 @@ async fn stalled_calls_on_a_few_connections_leave_room_for_others() {
     const SHARE: usize = 20;
     const STALLED_PER_CONN: usize = 30;
     let mut config = test_config();
-    config.max_in_flight = POOL;
-    config.max_in_flight_per_connection = SHARE;
-    config.request_timeout = None; // the squat lasts; only the share protects others
+    config.limits.max_in_flight = POOL;
+    config.limits.max_in_flight_per_connection = SHARE;
+    config.limits.request_timeout = None; // the squat lasts; only the share protects others
     let server = start(config).await;
 
     let mut held = Vec::new();
@@ -294,7 +294,7 @@ async fn stalled_calls_on_a_few_connections_leave_room_for_others() {
 #[tokio::test]
 async fn metadata_over_the_header_limit_is_refused_before_any_handler() {
     let mut config = test_config();
-    config.max_header_list_bytes = 8 * 1024;
+    config.http2.max_header_list_bytes = 8 * 1024;
     let server = start(config).await;
     let conn = raw::connect(server.addr).await;
     let big = "x".repeat(16 * 1024);
@@ -324,7 +324,7 @@ async fn an_unfinished_header_block_cannot_grow_past_the_limit() {
     use tokio::io::AsyncWriteExt;
 
     let mut config = test_config();
-    config.max_header_list_bytes = 16 * 1024;
+    config.http2.max_header_list_bytes = 16 * 1024;
     let server = start(config).await;
     let mut tcp = tokio::net::TcpStream::connect(server.addr)
         .await
@@ -356,7 +356,7 @@ async fn connections_that_never_send_the_preface_are_closed() {
     use tokio::io::AsyncWriteExt;
 
     let mut config = test_config();
-    config.handshake_timeout = Duration::from_millis(300);
+    config.http2.handshake_timeout = Duration::from_millis(300);
     let server = start(config).await;
     let mut silent = tokio::net::TcpStream::connect(server.addr)
         .await
@@ -382,8 +382,8 @@ async fn connections_that_never_send_the_preface_are_closed() {
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_for_a_free_place() {
     let mut config = test_config();
-    config.max_connections = 2;
-    config.handshake_timeout = Duration::from_secs(60);
+    config.limits.max_connections = 2;
+    config.http2.handshake_timeout = Duration::from_secs(60);
     let server = start(config).await;
     let first = tokio::net::TcpStream::connect(server.addr)
         .await

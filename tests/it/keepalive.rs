@@ -34,8 +34,8 @@ async fn closed_within(addr: std::net::SocketAddr, wait: Duration) -> bool {
 #[tokio::test]
 async fn a_peer_that_ignores_pings_is_dropped() {
     let mut config = test_config();
-    config.keepalive_interval = Some(Duration::from_millis(300));
-    config.keepalive_timeout = Duration::from_millis(300);
+    config.http2.keepalive_interval = Some(Duration::from_millis(300));
+    config.http2.keepalive_timeout = Duration::from_millis(300);
     let server = start(config).await;
     assert!(
         closed_within(server.addr, Duration::from_secs(20)).await,
@@ -48,8 +48,8 @@ async fn a_peer_that_ignores_pings_is_dropped() {
 async fn without_keepalive_a_silent_peer_stays_connected() {
     // The control for the test above: the drop comes from keepalive, not from silence.
     let mut config = test_config();
-    config.keepalive_interval = None;
-    config.shutdown_grace = Duration::from_millis(100);
+    config.http2.keepalive_interval = None;
+    config.shutdown.grace = Duration::from_millis(100);
     let server = start(config).await;
     assert!(!closed_within(server.addr, Duration::from_secs(2)).await);
     server.stop().await;
@@ -140,8 +140,8 @@ async fn live_peer(addr: std::net::SocketAddr, open_call: bool, wait: Duration) 
 #[tokio::test]
 async fn a_connection_without_calls_is_closed_after_the_idle_timeout() {
     let mut config = test_config();
-    config.keepalive_interval = None; // only the idle timeout can close it
-    config.idle_timeout = Some(Duration::from_millis(300));
+    config.http2.keepalive_interval = None; // only the idle timeout can close it
+    config.http2.idle_timeout = Some(Duration::from_millis(300));
     let server = start(config).await;
     let (closed, goaway) = live_peer_closed_within(server.addr, Duration::from_secs(20)).await;
     assert!(closed, "the idle connection was closed");
@@ -152,9 +152,9 @@ async fn a_connection_without_calls_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn without_an_idle_timeout_a_quiet_connection_stays() {
     let mut config = test_config();
-    config.keepalive_interval = None;
-    config.idle_timeout = None;
-    config.shutdown_grace = Duration::from_millis(100);
+    config.http2.keepalive_interval = None;
+    config.http2.idle_timeout = None;
+    config.shutdown.grace = Duration::from_millis(100);
     let server = start(config).await;
     let (closed, _) = live_peer_closed_within(server.addr, Duration::from_secs(2)).await;
     assert!(!closed);
@@ -164,9 +164,9 @@ async fn without_an_idle_timeout_a_quiet_connection_stays() {
 #[tokio::test]
 async fn a_connection_with_an_open_call_is_not_idle() {
     let mut config = test_config();
-    config.keepalive_interval = None;
-    config.idle_timeout = Some(Duration::from_millis(200));
-    config.shutdown_grace = Duration::from_millis(100);
+    config.http2.keepalive_interval = None;
+    config.http2.idle_timeout = Some(Duration::from_millis(200));
+    config.shutdown.grace = Duration::from_millis(100);
     let server = start(config).await;
     // The same peer as above, but with a Watch call open: several idle timeouts pass
     // and no GOAWAY comes.

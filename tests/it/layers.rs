@@ -62,7 +62,7 @@ async fn a_request_id_is_made_when_none_is_sent() {
 #[tokio::test]
 async fn the_request_id_comes_back_on_errors_too() {
     let mut config = test_config();
-    config.max_processes = 1;
+    config.limits.max_processes = 1;
     let server = start(config).await;
     let mut req = Request::new(BackgroundRequest { processes: 2 });
     req.metadata_mut()

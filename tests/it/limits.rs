@@ -27,7 +27,7 @@ async fn hello_soon_ok(client: &basic_service::client::BasicServiceClient) -> bo
 #[tokio::test]
 async fn messages_over_the_limit_are_resource_exhausted() {
     let mut config = test_config();
-    config.max_message_bytes = 1024;
+    config.limits.max_message_bytes = 1024;
     let server = start(config).await;
     let client = server.client();
     assert!(client.hello(hello(1000)).await.is_ok());
@@ -71,7 +71,7 @@ async fn compressed_requests_work_with_gzip_and_zstd() {
 #[tokio::test]
 async fn a_compression_bomb_is_refused_after_decompression() {
     let mut config = test_config();
-    config.max_message_bytes = 64 * 1024;
+    config.limits.max_message_bytes = 64 * 1024;
     let server = start(config).await;
     let client = connect(&ClientOptions {
         compress: Some(Compression::Gzip),
@@ -92,7 +92,7 @@ async fn a_compression_bomb_is_refused_after_decompression() {
 #[tokio::test]
 async fn over_the_in_flight_limit_calls_fail_fast() {
     let mut config = slow_workers(test_config());
-    config.max_in_flight = 2;
+    config.limits.max_in_flight = 2;
     let server = start(config).await;
     let client = server.client();
     let mut open = Vec::new();
@@ -120,7 +120,7 @@ async fn over_the_in_flight_limit_calls_fail_fast() {
 #[tokio::test]
 async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
     let mut config = slow_workers(test_config());
-    config.max_concurrent_streams = 1;
+    config.http2.max_concurrent_streams = 1;
     let server = start(config).await;
     let client = server.client(); // no deadline: only our own timeout below
     let mut stream = client

@@ -244,7 +244,7 @@ async fn v1alpha_answers_like_v1() {
 #[tokio::test]
 async fn shutdown_ends_an_open_reflection_stream_with_unavailable() {
     let mut config = test_config();
-    config.shutdown_grace = Duration::from_millis(200);
+    config.shutdown.grace = Duration::from_millis(200);
     let mut server = start(config).await;
     let client = ServerReflectionClientBuilder::new("reflection")
         .address(server.addr)

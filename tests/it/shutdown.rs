@@ -9,7 +9,7 @@ use crate::common::{open_talk, say, slow_workers, start, test_config};
 #[tokio::test]
 async fn shutdown_ends_an_open_background_stream_with_unavailable() {
     let mut config = slow_workers(test_config());
-    config.shutdown_grace = Duration::from_millis(200);
+    config.shutdown.grace = Duration::from_millis(200);
     let mut server = start(config).await;
     let client = server.client();
     let mut stream = client
@@ -32,7 +32,7 @@ async fn shutdown_ends_an_open_background_stream_with_unavailable() {
 #[tokio::test]
 async fn shutdown_ends_an_open_conversation_with_unavailable() {
     let mut config = test_config();
-    config.shutdown_grace = Duration::from_millis(200);
+    config.shutdown.grace = Duration::from_millis(200);
     let mut server = start(config).await;
     let client = server.client();
     let (tx, mut replies) = open_talk(&client, 1).await;
@@ -53,7 +53,7 @@ async fn shutdown_ends_an_open_conversation_with_unavailable() {
 async fn calls_that_finish_within_the_grace_period_complete() {
     let mut config = test_config();
     config.sim.delay = Duration::from_millis(100)..=Duration::from_millis(300);
-    config.shutdown_grace = Duration::from_secs(20);
+    config.shutdown.grace = Duration::from_secs(20);
     let mut server = start(config).await;
     let client = server.client();
     let mut stream = client

@@ -70,7 +70,7 @@ async fn goodbye_gets_a_farewell_then_the_stream_ends() {
 #[tokio::test]
 async fn oversized_message_ends_the_stream_with_invalid_argument() {
     let mut config = test_config();
-    config.max_talk_message_bytes = 64;
+    config.limits.max_talk_message_bytes = 64;
     let server = start(config).await;
     let client = server.client();
     let (tx, mut replies) = open_talk(&client, 4).await;
@@ -95,7 +95,7 @@ async fn oversized_message_ends_the_stream_with_invalid_argument() {
 #[tokio::test]
 async fn a_message_exactly_at_the_limit_is_accepted() {
     let mut config = test_config();
-    config.max_talk_message_bytes = 64;
+    config.limits.max_talk_message_bytes = 64;
     let server = start(config).await;
     let replies: Vec<_> = server
         .client()

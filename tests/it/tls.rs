@@ -3,7 +3,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use basic_service::{
-    Config,
+    BasicServer, Config, ServerError,
     client::{ClientOptions, ClientTls, connect},
     config::TlsFiles,
 };
@@ -58,15 +58,14 @@ impl Pki {
     }
 
     fn server_config(&self, mtls: bool) -> Config {
-        Config {
-            tls: Some(TlsFiles {
-                cert: self.path("server.pem"),
-                key: self.path("server.key"),
-                client_ca: mtls.then(|| self.path("ca.pem")),
-            }),
-            handshake_timeout: Duration::from_millis(500),
-            ..test_config()
-        }
+        let mut config = test_config();
+        config.tls = Some(TlsFiles {
+            cert: self.path("server.pem"),
+            key: self.path("server.key"),
+            client_ca: mtls.then(|| self.path("ca.pem")),
+        });
+        config.http2.handshake_timeout = Duration::from_millis(500);
+        config
     }
 
     fn client(&self, server: &TestServer, with_cert: bool) -> ClientOptions {
@@ -157,4 +156,16 @@ async fn a_stalled_handshake_blocks_nobody_and_is_dropped() {
     let n = within(stalled.read(&mut buf)).await.unwrap_or(0);
     assert_eq!(n, 0, "the server closed the stalled connection");
     server.stop().await;
+}
+
+#[test]
+fn a_bad_certificate_is_refused_before_any_port_is_bound() {
+    let pki = Pki::new();
+    std::fs::write(pki.path("server.pem"), "not a certificate").unwrap();
+    // `new` loads the TLS files; no listener exists yet.
+    let err = BasicServer::new(pki.server_config(false))
+        .err()
+        .expect("a bad certificate is refused");
+    assert!(matches!(err, ServerError::Tls(_)), "{err:?}");
+    assert!(err.to_string().contains("server.pem"), "{err}");
 }

@@ -231,7 +231,7 @@ async fn grpc_web_background_streams_each_snapshot_as_it_comes() {
 #[tokio::test]
 async fn grpc_web_errors_come_trailers_only() {
     let mut config = test_config();
-    config.max_processes = 3;
+    config.limits.max_processes = 3;
     let server = start(config).await;
     let resp = within(h1(
         server.addr,
@@ -268,10 +268,8 @@ fn preflight(origin: &str) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn cors_lets_listed_origins_call_and_read_the_status() {
-    let config = Config {
-        cors_allowed_origins: AllowedOrigins::parse(&["http://localhost:5173"]).unwrap(),
-        ..test_config()
-    };
+    let mut config = test_config();
+    config.access.cors_allowed_origins = AllowedOrigins::parse(&["http://localhost:5173"]).unwrap();
     let server = start(config).await;
     let allowed = within(h1(server.addr, preflight("http://localhost:5173"))).await;
     assert!(allowed.status().is_success(), "{allowed:?}");
@@ -440,11 +438,9 @@ async fn tls_offers_http1_to_browsers_and_h2_to_grpc_clients() {
 
 #[tokio::test]
 async fn http1_connections_idle_too_long_are_closed() {
-    let server = start(Config {
-        idle_timeout: Some(Duration::from_millis(200)),
-        ..test_config()
-    })
-    .await;
+    let mut config = test_config();
+    config.http2.idle_timeout = Some(Duration::from_millis(200));
+    let server = start(config).await;
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
