@@ -129,11 +129,13 @@ mod tests {
         trailers.insert("grpc-status", "0".parse().unwrap());
         let mut coalesced = Coalesced::boxed(
             body(vec![
-            Ok(Frame::data(Bytes::from_static(b"ab"))),
-            Ok(Frame::data(Bytes::from_static(b"cd"))),
-            Ok(Frame::data(Bytes::from_static(b"e"))),
-            Ok(Frame::trailers(trailers)),
-        ]), ());
+                Ok(Frame::data(Bytes::from_static(b"ab"))),
+                Ok(Frame::data(Bytes::from_static(b"cd"))),
+                Ok(Frame::data(Bytes::from_static(b"e"))),
+                Ok(Frame::trailers(trailers)),
+            ]),
+            (),
+        );
         let first = coalesced.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"abcde"));
         let second = coalesced.frame().await.unwrap().unwrap();
@@ -145,9 +147,11 @@ mod tests {
     async fn a_lone_chunk_passes_unchanged_and_an_error_is_kept() {
         let mut coalesced = Coalesced::boxed(
             body(vec![
-            Ok(Frame::data(Bytes::from_static(b"only"))),
-            Err(Status::internal("boom")),
-        ]), ());
+                Ok(Frame::data(Bytes::from_static(b"only"))),
+                Err(Status::internal("boom")),
+            ]),
+            (),
+        );
         let first = coalesced.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"only"));
         let err = coalesced.frame().await.unwrap().unwrap_err();

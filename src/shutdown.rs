@@ -146,8 +146,10 @@ mod tests {
         // A wait made after the signal is not woken, which is why callers check
         // `has_come` after registering.
         let mut late = pin!(end.wait());
-        assert!(std::future::poll_fn(|cx| Poll::Ready(late.as_mut().poll(cx)))
-            .await
-            .is_pending());
+        assert!(
+            std::future::poll_fn(|cx| Poll::Ready(late.as_mut().poll(cx)))
+                .await
+                .is_pending()
+        );
     }
 }

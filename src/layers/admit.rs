@@ -49,10 +49,7 @@ impl<S> motore::layer::Layer<S> for AdmitLayer {
     type Service = Admit<S>;
 
     fn layer(self, inner: S) -> Self::Service {
-        Admit {
-            inner,
-            layer: self,
-        }
+        Admit { inner, layer: self }
     }
 }
 

@@ -201,7 +201,10 @@ mod tests {
     fn recorder() -> (Seen, OnEnd<impl FnOnce(Code) + Send + 'static>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
-        (seen, OnEnd::new(move |code| sink.lock().unwrap().push(code)))
+        (
+            seen,
+            OnEnd::new(move |code| sink.lock().unwrap().push(code)),
+        )
     }
 
     fn no_ends() -> Ends {
@@ -214,9 +217,10 @@ mod tests {
     /// A body that yields one message, then waits forever.
     fn stalled() -> BoxBody {
         let chunk = futures::stream::iter([Ok::<_, Status>(Frame::data(Bytes::from_static(b"x")))]);
-        BoxBody::new(http_body_util::StreamBody::new(
-            futures::StreamExt::chain(chunk, futures::stream::pending()),
-        ))
+        BoxBody::new(http_body_util::StreamBody::new(futures::StreamExt::chain(
+            chunk,
+            futures::stream::pending(),
+        )))
     }
 
     async fn trailers_code(body: &mut BoxBody) -> Code {

@@ -65,7 +65,8 @@ impl RpcMetrics {
         let Some(handles) = self.routes.get(route.index()) else {
             return;
         };
-        let new_counter = || counter!("basic_rpc_total", "method" => method, "code" => code_name(code));
+        let new_counter =
+            || counter!("basic_rpc_total", "method" => method, "code" => code_name(code));
         match usize::try_from(i32::from(code))
             .ok()
             .and_then(|i| handles.calls.get(i))
