@@ -11,9 +11,9 @@ use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
-pub use crate::net::Http2Settings;
-use crate::{
-    simulator::SimConfig,
+use crate::simulator::SimConfig;
+pub use crate::{
+    net::Http2Settings,
     web::cors::{AllowedOrigins, BadOrigin},
 };
 

@@ -4,51 +4,62 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: builds the volo `Server` (layers, services) and owns graceful shutdown.
-//!   The binary and the integration tests both start the server through [`BasicServer`].
+//! The public surface is what the binary, the examples and the tests use: the server
+//! ([`BasicServer`], [`Config`]), the generated service's handler ([`handlers`]), the
+//! plain modules ([`eliza`], [`simulator`], [`cloudevent`]), and the client helpers
+//! ([`client`], [`tls`], [`status`]). The rest is internal:
+//!
+//! - `server`: assembles the layers and services ([`BasicServer`]) and serves them on
+//!   connections from `net`; the binary and the integration tests both start the server
+//!   through it.
+//! - `shutdown`: the phases of a graceful shutdown, in one place.
 //! - [`handlers`]: thin implementations of the generated `BasicService` trait.
-//! - [`layers`]: middleware around every call (request ids, access log, metrics, panics,
-//!   auth, load shedding, deadlines, message size).
-//! - [`health`]: `grpc.health.v1.Health`. [`metrics`]: the Prometheus endpoint.
-//! - [`reflection`]: gRPC server reflection (v1 and v1alpha) from the generated descriptors,
-//!   so grpcurl and similar tools work without the `.proto` files.
-//! - [`net`]: accepting connections (TLS handshakes off the accept path, accept retry)
-//!   and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle timeout).
+//! - `layers`: middleware around every call. `track` (request id, deadline, access log,
+//!   metrics, panics, the end of streams at shutdown; one response wrapper), `admit`
+//!   (auth, load shedding), and `message_size` on the HTTP body.
+//! - `call` and `route`: what the layers share about a call, and the route table.
+//! - `dispatch`: from an HTTP request to the layer stack (replaces volo's `MetaService`).
+//! - `net`: accepting connections (TLS handshakes off the accept path, accept retry, a
+//!   connection cap) and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle
+//!   timeout); `coalesce` joins ready response messages into one DATA frame.
+//! - `web`: the HTTP front: gRPC-Web (tonic-web), CORS, the web page at `/`, and HTTP 415
+//!   for requests that are not gRPC.
+//! - `health`: `grpc.health.v1.Health`. `prometheus`: the `/metrics` endpoint.
+//! - `reflection`: gRPC server reflection (v1 and v1alpha) from the generated
+//!   descriptors, so grpcurl and similar tools work without the `.proto` files.
 //! - [`tls`]: rustls configuration from PEM files, for the server and the client.
 //! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
 //! - [`simulator`]: the simulated service calls behind Background.
 //! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
-//! - [`web`]: the HTTP front: gRPC-Web (tonic-web), CORS, the web page at `/`, and
-//!   HTTP 415 for requests that are not gRPC.
 //! - [`config`] and [`error`]: validated settings and start-up errors.
+//! - [`client`] and [`status`]: what the examples share (connecting, printing statuses).
 //!
 //! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
 
-pub mod call;
+pub(crate) mod call;
 pub mod client;
 pub mod cloudevent;
-pub mod coalesce;
+pub(crate) mod coalesce;
 pub mod config;
-pub mod dispatch;
+pub(crate) mod dispatch;
 pub mod eliza;
 pub mod error;
 pub mod handlers;
-pub mod health;
-pub mod layers;
-pub mod net;
-pub mod prometheus;
-pub mod reflection;
-pub mod route;
-pub mod server;
-pub mod shutdown;
+pub(crate) mod health;
+pub(crate) mod layers;
+pub(crate) mod net;
+pub(crate) mod prometheus;
+pub(crate) mod reflection;
+pub(crate) mod route;
+pub(crate) mod server;
+pub(crate) mod shutdown;
 pub mod simulator;
 pub mod status;
 pub mod tls;
-pub mod web;
+pub(crate) mod web;
 
 pub use config::{Args, Config, LogFormat};
 pub use error::ServerError;
 pub use handlers::BasicHandler;
-pub use reflection::Reflection;
 pub use server::BasicServer;
 pub use simulator::Simulator;

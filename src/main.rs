@@ -95,6 +95,8 @@ fn init_tracing(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    // The one place panics are logged: the tracking layer answers a panicking call
+    // INTERNAL without logging it again.
     std::panic::set_hook(Box::new(|info| tracing::error!(%info, "panic")));
     (guard, dropped)
 }

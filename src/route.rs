@@ -12,7 +12,7 @@ use volo_gen::{
 };
 use volo_grpc::server::NamedService;
 
-use crate::{BasicHandler, Reflection, health::HealthHandler};
+use crate::{BasicHandler, health::HealthHandler, reflection::Reflection};
 
 const BASIC: &str = <BasicServiceServer<BasicHandler> as NamedService>::NAME;
 const HEALTH: &str = <HealthServer<HealthHandler> as NamedService>::NAME;

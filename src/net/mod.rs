@@ -24,5 +24,5 @@
 mod accept;
 mod conn;
 
-pub use accept::{Accepted, Acceptor};
+pub use accept::Acceptor;
 pub use conn::{ConnectionLoad, Http2Settings, serve_connections};

@@ -11,7 +11,8 @@ use futures::StreamExt;
 use volo_grpc::RecvStream;
 
 use super::{Answer, Query, Reflection};
-use crate::handlers::ReplyStream;
+/// A stream of replies as the generated traits want it.
+type ReplyStream<T> = volo_grpc::BoxStream<'static, Result<T, volo_grpc::Status>>;
 
 /// The reply stream of one reflection call: one response per request, in order, each
 /// as soon as it is ready. The client's half-close ends it with OK; an inbound error is

@@ -7,8 +7,7 @@ use base64::Engine as _;
 use basic_service::{
     Config,
     cloudevent::{proto_data, unpack},
-    config::TlsFiles,
-    web::AllowedOrigins,
+    config::{AllowedOrigins, TlsFiles},
 };
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
