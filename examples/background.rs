@@ -5,6 +5,9 @@
 //! cargo run --example background -- --processes 200
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::{collections::BTreeMap, process::ExitCode, time::Instant};
 
 use anyhow::{Context as _, anyhow};
@@ -29,13 +32,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("background: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("background", run(Cli::parse())).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,7 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             processes: cli.processes,
         })
         .await
-        .map_err(|status| anyhow!("{} ({})", describe(&status), cli.client.addr))?
+        .map_err(|status| cli::call_failed(&status, &cli.client.addr))?
         .into_inner();
     let total = u64::try_from(cli.processes.max(1)).unwrap_or(1);
     let bar = ProgressBar::new(total).with_style(

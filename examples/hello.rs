@@ -5,11 +5,14 @@
 //! cargo run --example hello -- Ada            # Hello, Ada
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::process::ExitCode;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use basic_service::{
-    client::{ClientArgs, describe},
+    client::ClientArgs,
     cloudevent::{event_time, proto_data, system_time, unpack},
 };
 use clap::Parser;
@@ -27,13 +30,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("hello: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("hello", run(Cli::parse())).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,7 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let reply = client
         .hello(HelloRequest { message: cli.name })
         .await
-        .map_err(|status| anyhow!("{} ({})", describe(&status), cli.client.addr))?
+        .map_err(|status| cli::call_failed(&status, &cli.client.addr))?
         .into_inner();
     let event = reply.cloud_event.context("reply has no CloudEvent")?;
     let payload: HelloResponseEvent =

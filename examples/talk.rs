@@ -6,6 +6,9 @@
 //! printf 'Men are all alike.\nbye\n' | cargo run --example talk
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::{
     io::{IsTerminal, Write},
     process::ExitCode,
@@ -28,13 +31,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("talk: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("talk", run(Cli::parse())).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -43,7 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut replies = client
         .talk(ReceiverStream::new(rx))
         .await
-        .map_err(|status| anyhow!("{} ({})", describe(&status), cli.client.addr))?
+        .map_err(|status| cli::call_failed(&status, &cli.client.addr))?
         .into_inner();
     let interactive = std::io::stdin().is_terminal();
     if interactive {

@@ -1,11 +1,8 @@
 use basic_service::client::{ClientOptions, connect};
-use volo_gen::{
-    basic::service::v1::HelloRequest,
-    grpc::health::v1::{HealthCheckRequest, HealthClientBuilder},
-};
+use volo_gen::grpc::health::v1::health_check_response::ServingStatus;
 use volo_grpc::Code;
 
-use crate::common::{start, test_config};
+use crate::common::{health_of, hello_request, start, test_config};
 
 fn with_token(addr: std::net::SocketAddr, token: Option<&str>) -> ClientOptions {
     ClientOptions {
@@ -25,11 +22,7 @@ async fn calls_need_the_bearer_token_when_one_is_set() {
         (Some("s3cret"), true),
     ] {
         let client = connect(&with_token(server.addr, token)).unwrap();
-        let result = client
-            .hello(HelloRequest {
-                message: "x".into(),
-            })
-            .await;
+        let result = client.hello(hello_request("x")).await;
         match (ok, result) {
             (true, Ok(_)) => {}
             (false, Err(status)) => assert_eq!(status.code(), Code::Unauthenticated),
@@ -44,16 +37,11 @@ async fn health_needs_no_token() {
     let mut config = test_config();
     config.access.auth_token = Some("s3cret".into());
     let server = start(config).await;
-    let health = HealthClientBuilder::new("health")
-        .address(server.addr)
-        .build();
-    let reply = health
-        .check(HealthCheckRequest { service: "".into() })
+    let reply = server
+        .health()
+        .check(health_of(""))
         .await
         .expect("health is public");
-    assert_eq!(
-        reply.into_inner().status,
-        volo_gen::grpc::health::v1::health_check_response::ServingStatus::SERVING
-    );
+    assert_eq!(reply.into_inner().status, ServingStatus::SERVING);
     server.stop().await;
 }

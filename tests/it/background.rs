@@ -7,7 +7,9 @@ use volo_gen::basic::service::v1::{
 };
 use volo_grpc::{Code, Status};
 
-use crate::common::{TestServer, slow_workers, start, test_config};
+use crate::common::{
+    TestServer, assert_status, background_started, expect_end, slow_workers, start, test_config,
+};
 
 fn event_of(msg: &BackgroundResponse) -> BackgroundResponseEvent {
     let ce = msg
@@ -110,21 +112,10 @@ async fn processes_above_the_maximum_are_refused_before_any_message() {
     let result = client.background(BackgroundRequest { processes: 11 }).await;
     let status = match result {
         Err(status) => status,
-        Ok(resp) => {
-            let mut stream = resp.into_inner();
-            stream
-                .next()
-                .await
-                .expect("an item")
-                .expect_err("refused before any message")
-        }
+        // Refused before any message: the first item is the error.
+        Ok(resp) => expect_end(&mut resp.into_inner(), Code::InvalidArgument).await,
     };
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("maximum is 10"),
-        "{}",
-        status.message()
-    );
+    assert_status(&status, Code::InvalidArgument, "maximum is 10");
     // The limit itself is fine.
     assert_eq!(
         check_stream(&run(&server, 10).await.unwrap(), 10)
@@ -158,12 +149,8 @@ async fn a_slow_reader_gets_fewer_fuller_snapshots_and_loses_nothing() {
     config.limits.max_processes = 1000;
     let server = start(config).await;
     let client = server.client();
-    let mut stream = client
-        .background(BackgroundRequest { processes: 1000 })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = event_of(&stream.next().await.unwrap().unwrap());
+    let (mut stream, first) = background_started(&client, 1000).await;
+    let first = event_of(&first);
     // Every worker is done long before we read on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut events = vec![first];
@@ -185,12 +172,8 @@ async fn dropping_the_stream_stops_every_worker() {
     let config = slow_workers(test_config());
     let server = start(config).await;
     let client = server.client();
-    let mut stream = client
-        .background(BackgroundRequest { processes: 50 })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = event_of(&stream.next().await.unwrap().unwrap());
+    let (stream, first) = background_started(&client, 50).await;
+    let first = event_of(&first);
     assert_eq!(first.state, State::STATE_PROCESS);
     assert_eq!(server.simulator.active_workers(), 50);
     drop(stream);
@@ -207,12 +190,7 @@ async fn a_disconnected_client_stops_every_worker() {
     let config = slow_workers(test_config());
     let server = start(config).await;
     let client = server.client();
-    let mut stream = client
-        .background(BackgroundRequest { processes: 20 })
-        .await
-        .unwrap()
-        .into_inner();
-    stream.next().await.unwrap().unwrap();
+    let (stream, _) = background_started(&client, 20).await;
     assert_eq!(server.simulator.active_workers(), 20);
     drop(stream);
     drop(client); // closes the connection

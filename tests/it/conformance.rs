@@ -15,14 +15,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    time::Instant,
-};
+use tokio::{net::TcpStream, time::Instant};
 
 use crate::{
-    common::{say, within},
+    common::{say, scrape_metrics, within},
     wire::frame,
 };
 
@@ -103,13 +99,7 @@ impl Server {
 
     /// The Prometheus text of the metrics endpoint.
     async fn scrape(&self) -> String {
-        let mut tcp = TcpStream::connect(self.metrics).await.unwrap();
-        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        within(tcp.read_to_string(&mut text)).await.unwrap();
-        text
+        scrape_metrics(self.metrics).await
     }
 }
 

@@ -1,17 +1,15 @@
 use std::time::{Duration, SystemTime};
 
 use basic_service::cloudevent::{event_time, proto_data, system_time, unpack};
-use volo_gen::basic::service::v1::{HelloRequest, HelloResponseEvent};
+use volo_gen::basic::service::v1::HelloResponseEvent;
 
-use crate::common::{start, test_config};
+use crate::common::{hello_request, start, test_config};
 
 async fn greet(message: &str) -> (volo_gen::cloudevents::v1::CloudEvent, HelloResponseEvent) {
     let server = start(test_config()).await;
     let reply = server
         .client()
-        .hello(HelloRequest {
-            message: message.to_owned(),
-        })
+        .hello(hello_request(message))
         .await
         .expect("hello succeeds")
         .into_inner();
@@ -59,13 +57,7 @@ async fn every_hello_gets_a_fresh_event_id() {
     let client = server.client();
     let mut ids = std::collections::HashSet::new();
     for _ in 0..20 {
-        let reply = client
-            .hello(HelloRequest {
-                message: "x".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let reply = client.hello(hello_request("x")).await.unwrap().into_inner();
         ids.insert(reply.cloud_event.unwrap().id);
     }
     assert_eq!(ids.len(), 20);

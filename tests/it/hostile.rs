@@ -47,6 +47,14 @@ async fn assert_serving(conn: &RawConn) {
     assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
 }
 
+/// Asserts the server closes `tcp` within 10 s; `what` names the connection.
+async fn assert_closed(tcp: &mut tokio::net::TcpStream, what: &str) {
+    assert!(
+        raw::closed_within(tcp, Duration::from_secs(10)).await,
+        "the connection is not closed ({what})"
+    );
+}
+
 #[tokio::test]
 async fn invalid_utf8_in_any_string_field_is_refused_and_the_server_lives() {
     let server = start(test_config()).await;
@@ -326,9 +334,7 @@ async fn an_unfinished_header_block_cannot_grow_past_the_limit() {
     let mut config = test_config();
     config.http2.max_header_list_bytes = 16 * 1024;
     let server = start(config).await;
-    let mut tcp = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
+    let mut tcp = raw::tcp(server.addr).await;
     tcp.write_all(&frames::preface()).await.expect("preface");
     let block = frames::grpc_headers("/basic.v1.BasicService/Hello", &[]);
     tcp.write_all(&frames::frame(HEADERS, 0, 1, &block))
@@ -343,10 +349,7 @@ async fn an_unfinished_header_block_cannot_grow_past_the_limit() {
         }
         sent += chunk.len();
     }
-    assert!(
-        raw::closed_within(&mut tcp, Duration::from_secs(10)).await,
-        "the connection is closed (sent {sent} bytes)"
-    );
+    assert_closed(&mut tcp, &format!("after {sent} bytes")).await;
     assert_serving(&raw::connect(server.addr).await).await;
     server.stop().await;
 }
@@ -358,23 +361,13 @@ async fn connections_that_never_send_the_preface_are_closed() {
     let mut config = test_config();
     config.http2.handshake_timeout = Duration::from_millis(300);
     let server = start(config).await;
-    let mut silent = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    let mut half = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
+    let mut silent = raw::tcp(server.addr).await;
+    let mut half = raw::tcp(server.addr).await;
     half.write_all(b"PRI * HTTP/2.0\r\n")
         .await
         .expect("half a preface");
-    assert!(
-        raw::closed_within(&mut silent, Duration::from_secs(10)).await,
-        "silent"
-    );
-    assert!(
-        raw::closed_within(&mut half, Duration::from_secs(10)).await,
-        "half"
-    );
+    assert_closed(&mut silent, "silent").await;
+    assert_closed(&mut half, "half").await;
     assert_serving(&raw::connect(server.addr).await).await;
     server.stop().await;
 }
@@ -385,12 +378,8 @@ async fn at_the_connection_cap_new_clients_wait_for_a_free_place() {
     config.limits.max_connections = 2;
     config.http2.handshake_timeout = Duration::from_secs(60);
     let server = start(config).await;
-    let first = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    let _second = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
+    let first = raw::tcp(server.addr).await;
+    let _second = raw::tcp(server.addr).await;
 
     // The third connects (the kernel's backlog) but is not served while both stay open.
     let addr = server.addr;

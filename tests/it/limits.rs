@@ -1,11 +1,13 @@
 use std::time::Duration;
 
 use basic_service::client::{ClientOptions, Compression, connect};
-use futures::StreamExt;
-use volo_gen::basic::service::v1::{BackgroundRequest, HelloRequest};
+use volo_gen::basic::service::v1::HelloRequest;
 use volo_grpc::Code;
 
-use crate::common::{open_talk, say, slow_workers, start, test_config, within};
+use crate::common::{
+    assert_status, background_started, exchange, expect_end, open_talk, slow_workers, start,
+    test_config,
+};
 
 fn hello(size: usize) -> HelloRequest {
     HelloRequest {
@@ -32,12 +34,7 @@ async fn messages_over_the_limit_are_resource_exhausted() {
     let client = server.client();
     assert!(client.hello(hello(1000)).await.is_ok());
     let status = client.hello(hello(2000)).await.unwrap_err();
-    assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(
-        status.message().contains("limit of 1024 bytes"),
-        "{}",
-        status.message()
-    );
+    assert_status(&status, Code::ResourceExhausted, "limit of 1024 bytes");
     // The server is fine afterwards.
     assert!(client.hello(hello(10)).await.is_ok());
     server.stop().await;
@@ -80,12 +77,7 @@ async fn a_compression_bomb_is_refused_after_decompression() {
     .unwrap();
     // 1 MiB of one letter compresses to about 1 KiB: small on the wire, large decoded.
     let status = client.hello(hello(1 << 20)).await.unwrap_err();
-    assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(
-        status.message().contains("decompressed"),
-        "{}",
-        status.message()
-    );
+    assert_status(&status, Code::ResourceExhausted, "decompressed");
     server.stop().await;
 }
 
@@ -97,12 +89,7 @@ async fn over_the_in_flight_limit_calls_fail_fast() {
     let client = server.client();
     let mut open = Vec::new();
     for _ in 0..2 {
-        let mut stream = client
-            .background(BackgroundRequest { processes: 1 })
-            .await
-            .unwrap()
-            .into_inner();
-        stream.next().await.unwrap().unwrap();
+        let (stream, _) = background_started(&client, 1).await;
         open.push(stream);
     }
     let status = client.hello(hello(1)).await.unwrap_err();
@@ -123,12 +110,7 @@ async fn over_the_stream_limit_a_connection_waits_for_a_free_stream() {
     config.http2.max_concurrent_streams = 1;
     let server = start(config).await;
     let client = server.client(); // no deadline: only our own timeout below
-    let mut stream = client
-        .background(BackgroundRequest { processes: 1 })
-        .await
-        .unwrap()
-        .into_inner();
-    stream.next().await.unwrap().unwrap();
+    let (stream, _) = background_started(&client, 1).await;
     // The only stream of this connection is taken: a second call waits for it.
     let waited = tokio::time::timeout(Duration::from_millis(500), client.hello(hello(1))).await;
     assert!(
@@ -149,17 +131,8 @@ async fn a_deadline_ends_background_and_stops_its_workers() {
         ..ClientOptions::new(server.addr)
     })
     .unwrap();
-    let mut stream = client
-        .background(BackgroundRequest { processes: 10 })
-        .await
-        .unwrap()
-        .into_inner();
-    stream.next().await.unwrap().unwrap();
-    let status = within(stream.next())
-        .await
-        .expect("an end")
-        .expect_err("deadline");
-    assert_eq!(status.code(), Code::DeadlineExceeded);
+    let (mut stream, _) = background_started(&client, 10).await;
+    expect_end(&mut stream, Code::DeadlineExceeded).await;
     assert_eq!(server.workers_settle().await, 0);
     server.stop().await;
 }
@@ -173,13 +146,8 @@ async fn a_deadline_ends_a_conversation() {
     })
     .unwrap();
     let (tx, mut replies) = open_talk(&client, 1).await;
-    tx.send(say("hello")).await.unwrap();
-    replies.next().await.unwrap().unwrap();
-    let status = within(replies.next())
-        .await
-        .expect("an end")
-        .expect_err("deadline");
-    assert_eq!(status.code(), Code::DeadlineExceeded);
+    exchange(&tx, &mut replies, "hello").await;
+    expect_end(&mut replies, Code::DeadlineExceeded).await;
     drop(tx);
     server.stop().await;
 }

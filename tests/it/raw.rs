@@ -25,9 +25,14 @@ pub struct RawReply {
     pub body: Vec<u8>,
 }
 
+/// A bare TCP connection to `addr`, with nothing sent yet.
+pub async fn tcp(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).await.expect("connect")
+}
+
 /// Connects over plaintext HTTP/2 (prior knowledge).
 pub async fn connect(addr: SocketAddr) -> RawConn {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tcp = tcp(addr).await;
     let (send, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
     tokio::spawn(async move {
         let _ = conn.await;

@@ -9,14 +9,14 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use volo_gen::grpc::reflection::{
     v1::{
-        ServerReflectionClientBuilder, ServerReflectionRequest, ServerReflectionResponse,
-        server_reflection_response::MessageResponse,
+        ServerReflectionClient, ServerReflectionClientBuilder, ServerReflectionRequest,
+        ServerReflectionResponse, server_reflection_response::MessageResponse,
     },
     v1alpha,
 };
 use volo_grpc::Code;
 
-use crate::common::{start, test_config, within};
+use crate::common::{expect_end, next_ok, start, test_config, within};
 
 fn request() -> ServerReflectionRequest {
     ServerReflectionRequest {
@@ -42,14 +42,19 @@ fn list_services() -> ServerReflectionRequest {
     }
 }
 
+/// A `grpc.reflection.v1` client for the server at `addr`.
+fn reflection_client(addr: SocketAddr) -> ServerReflectionClient {
+    ServerReflectionClientBuilder::new("reflection")
+        .address(addr)
+        .build()
+}
+
 /// Sends `requests` on one v1 stream, half-closes, and collects every response.
 async fn ask(
     addr: SocketAddr,
     requests: Vec<ServerReflectionRequest>,
 ) -> Vec<ServerReflectionResponse> {
-    let client = ServerReflectionClientBuilder::new("reflection")
-        .address(addr)
-        .build();
+    let client = reflection_client(addr);
     let replies = within(client.server_reflection_info(futures::stream::iter(requests)))
         .await
         .expect("reflection stream opens")
@@ -246,25 +251,16 @@ async fn shutdown_ends_an_open_reflection_stream_with_unavailable() {
     let mut config = test_config();
     config.shutdown.grace = Duration::from_millis(200);
     let mut server = start(config).await;
-    let client = ServerReflectionClientBuilder::new("reflection")
-        .address(server.addr)
-        .build();
+    let client = reflection_client(server.addr);
     let (tx, rx) = mpsc::channel(1);
     let mut replies = within(client.server_reflection_info(ReceiverStream::new(rx)))
         .await
         .expect("reflection stream opens")
         .into_inner();
     tx.send(list_services()).await.expect("stream open");
-    within(replies.next())
-        .await
-        .expect("an answer")
-        .expect("OK");
+    next_ok(&mut replies).await;
     server.begin_stop();
-    let status = within(replies.next())
-        .await
-        .expect("a final item")
-        .expect_err("ended by the server");
-    assert_eq!(status.code(), Code::Unavailable);
+    expect_end(&mut replies, Code::Unavailable).await;
     drop(tx);
     server.stop().await;
 }

@@ -4,44 +4,11 @@ use std::sync::{
 };
 
 use basic_service::{
-    BasicHandler, BasicServer,
+    BasicServer,
     client::{ClientOptions, connect},
-    handlers::ReplyStream,
 };
-use volo_gen::basic::{
-    service::v1::{
-        BackgroundRequest, BackgroundResponse, HelloRequest, HelloResponse, TalkRequest,
-        TalkResponse,
-    },
-    v1::BasicService,
-};
-use volo_grpc::{RecvStream, Request, Response, Status};
 
-use crate::common::{start_server, test_config};
-
-/// The real handler, counting the Hello calls that reach this replica.
-struct Counting(BasicHandler, Arc<AtomicUsize>);
-
-impl BasicService for Counting {
-    async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
-        self.1.fetch_add(1, Ordering::Relaxed);
-        self.0.hello(req).await
-    }
-
-    async fn talk(
-        &self,
-        req: Request<RecvStream<TalkRequest>>,
-    ) -> Result<Response<ReplyStream<TalkResponse>>, Status> {
-        self.0.talk(req).await
-    }
-
-    async fn background(
-        &self,
-        req: Request<BackgroundRequest>,
-    ) -> Result<Response<ReplyStream<BackgroundResponse>>, Status> {
-        self.0.background(req).await
-    }
-}
+use crate::common::{Hooked, Seen, hello_request, start_server, test_config};
 
 #[tokio::test]
 async fn a_client_with_three_addresses_reaches_all_three_replicas() {
@@ -50,9 +17,15 @@ async fn a_client_with_three_addresses_reaches_all_three_replicas() {
     for _ in 0..3 {
         let count = Arc::new(AtomicUsize::new(0));
         counters.push(Arc::clone(&count));
+        // The real handler, counting the Hello calls that reach this replica.
+        let counting = move |seen: Seen| {
+            if let Seen::Hello(_) = seen {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        };
         let server = BasicServer::new(test_config())
             .unwrap()
-            .map_service(move |h| Counting(h, count));
+            .map_service(|h| Hooked::new(h, counting));
         servers.push(start_server(server).await);
     }
     let client = connect(&ClientOptions {
@@ -61,12 +34,7 @@ async fn a_client_with_three_addresses_reaches_all_three_replicas() {
     })
     .unwrap();
     for _ in 0..90 {
-        client
-            .hello(HelloRequest {
-                message: "lb".into(),
-            })
-            .await
-            .unwrap();
+        client.hello(hello_request("lb")).await.unwrap();
     }
     let counts: Vec<usize> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     assert_eq!(counts.iter().sum::<usize>(), 90);

@@ -1,10 +1,12 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use volo_gen::basic::service::v1::{BackgroundRequest, State};
+use volo_gen::basic::service::v1::State;
 use volo_grpc::Code;
 
-use crate::common::{open_talk, say, slow_workers, start, test_config};
+use crate::common::{
+    background_started, exchange, expect_end, open_talk, slow_workers, start, test_config,
+};
 
 #[tokio::test]
 async fn shutdown_ends_an_open_background_stream_with_unavailable() {
@@ -12,19 +14,9 @@ async fn shutdown_ends_an_open_background_stream_with_unavailable() {
     config.shutdown.grace = Duration::from_millis(200);
     let mut server = start(config).await;
     let client = server.client();
-    let mut stream = client
-        .background(BackgroundRequest { processes: 10 })
-        .await
-        .unwrap()
-        .into_inner();
-    stream.next().await.unwrap().unwrap();
+    let (mut stream, _) = background_started(&client, 10).await;
     server.begin_stop();
-    let status = stream
-        .next()
-        .await
-        .expect("a final item")
-        .expect_err("the stream is ended by the server");
-    assert_eq!(status.code(), Code::Unavailable);
+    expect_end(&mut stream, Code::Unavailable).await;
     assert_eq!(server.workers_settle().await, 0);
     server.stop().await;
 }
@@ -36,15 +28,9 @@ async fn shutdown_ends_an_open_conversation_with_unavailable() {
     let mut server = start(config).await;
     let client = server.client();
     let (tx, mut replies) = open_talk(&client, 1).await;
-    tx.send(say("hello")).await.unwrap();
-    replies.next().await.unwrap().unwrap();
+    exchange(&tx, &mut replies, "hello").await;
     server.begin_stop();
-    let status = replies
-        .next()
-        .await
-        .expect("a final item")
-        .expect_err("ended by the server");
-    assert_eq!(status.code(), Code::Unavailable);
+    expect_end(&mut replies, Code::Unavailable).await;
     drop(tx);
     server.stop().await;
 }
@@ -56,12 +42,7 @@ async fn calls_that_finish_within_the_grace_period_complete() {
     config.shutdown.grace = Duration::from_secs(20);
     let mut server = start(config).await;
     let client = server.client();
-    let mut stream = client
-        .background(BackgroundRequest { processes: 5 })
-        .await
-        .unwrap()
-        .into_inner();
-    stream.next().await.unwrap().unwrap();
+    let (mut stream, _) = background_started(&client, 5).await;
     server.begin_stop();
     let mut last = None;
     while let Some(msg) = stream.next().await {

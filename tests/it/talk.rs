@@ -1,8 +1,9 @@
 use futures::StreamExt;
-use volo_gen::basic::service::v1::TalkRequest;
 use volo_grpc::Code;
 
-use crate::common::{open_talk, say, start, test_config, within};
+use crate::common::{
+    assert_status, exchange, expect_end, open_talk, say, start, talk_all, test_config, within,
+};
 
 #[tokio::test]
 async fn each_message_gets_one_reply_before_the_next_is_sent() {
@@ -11,8 +12,7 @@ async fn each_message_gets_one_reply_before_the_next_is_sent() {
     let (tx, mut replies) = open_talk(&client, 1).await;
     // Wait for every reply before sending the next message: the server must not batch.
     for line in ["Men are all alike.", "I feel sad.", "My mother hates me."] {
-        tx.send(say(line)).await.unwrap();
-        let reply = replies.next().await.expect("a reply").expect("no error");
+        let reply = exchange(&tx, &mut replies, line).await;
         assert!(!reply.answer.is_empty());
     }
     drop(tx); // half-close
@@ -27,14 +27,7 @@ async fn each_message_gets_one_reply_before_the_next_is_sent() {
 async fn pipelined_messages_get_replies_in_order_one_each() {
     let server = start(test_config()).await;
     let client = server.client();
-    let lines: Vec<TalkRequest> = (0..50).map(|i| say(&format!("I am message {i}"))).collect();
-    let replies: Vec<_> = client
-        .talk(futures::stream::iter(lines))
-        .await
-        .expect("talk opens")
-        .into_inner()
-        .collect()
-        .await;
+    let replies = talk_all(&client, (0..50).map(|i| say(&format!("I am message {i}")))).await;
     assert_eq!(replies.len(), 50);
     // DOCTOR echoes "message <i>" back (I AM 0 -> ... YOU ARE 4 ...): replies are in order.
     for (i, reply) in replies.iter().enumerate() {
@@ -52,14 +45,8 @@ async fn goodbye_gets_a_farewell_then_the_stream_ends() {
     let server = start(test_config()).await;
     let client = server.client();
     let (tx, mut replies) = open_talk(&client, 4).await;
-    tx.send(say("Hello there.")).await.unwrap();
-    replies.next().await.unwrap().unwrap();
-    tx.send(say("Goodbye!")).await.unwrap();
-    let farewell = replies
-        .next()
-        .await
-        .expect("a farewell")
-        .expect("farewell is OK");
+    exchange(&tx, &mut replies, "Hello there.").await;
+    let farewell = exchange(&tx, &mut replies, "Goodbye!").await;
     assert!(!farewell.answer.is_empty());
     // The server ends the stream itself, although our side is still open.
     assert!(within(replies.next()).await.is_none());
@@ -74,20 +61,10 @@ async fn oversized_message_ends_the_stream_with_invalid_argument() {
     let server = start(config).await;
     let client = server.client();
     let (tx, mut replies) = open_talk(&client, 4).await;
-    tx.send(say("short is fine")).await.unwrap();
-    replies.next().await.unwrap().unwrap();
+    exchange(&tx, &mut replies, "short is fine").await;
     tx.send(say(&"x".repeat(65))).await.unwrap();
-    let status = replies
-        .next()
-        .await
-        .expect("an error")
-        .expect_err("oversized is refused");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("64 bytes"),
-        "{}",
-        status.message()
-    );
+    let status = expect_end(&mut replies, Code::InvalidArgument).await;
+    assert_status(&status, Code::InvalidArgument, "64 bytes");
     assert!(replies.next().await.is_none());
     server.stop().await;
 }
@@ -97,14 +74,7 @@ async fn a_message_exactly_at_the_limit_is_accepted() {
     let mut config = test_config();
     config.limits.max_talk_message_bytes = 64;
     let server = start(config).await;
-    let replies: Vec<_> = server
-        .client()
-        .talk(futures::stream::iter([say(&"é".repeat(32))]))
-        .await
-        .unwrap()
-        .into_inner()
-        .collect()
-        .await;
+    let replies = talk_all(&server.client(), [say(&"é".repeat(32))]).await;
     assert_eq!(replies.len(), 1);
     assert!(replies[0].is_ok());
     server.stop().await;
@@ -113,14 +83,7 @@ async fn a_message_exactly_at_the_limit_is_accepted() {
 #[tokio::test]
 async fn an_empty_conversation_ends_cleanly() {
     let server = start(test_config()).await;
-    let replies: Vec<_> = server
-        .client()
-        .talk(futures::stream::iter(Vec::<TalkRequest>::new()))
-        .await
-        .unwrap()
-        .into_inner()
-        .collect()
-        .await;
+    let replies = talk_all(&server.client(), []).await;
     assert!(replies.is_empty());
     server.stop().await;
 }
@@ -149,16 +112,14 @@ async fn the_1966_conversation_over_one_stream_gives_the_1966_replies() {
     let client = server.client();
     let (tx, mut replies) = open_talk(&client, 1).await;
     for (said, expected) in pairs {
-        tx.send(say(said)).await.unwrap();
-        let reply = within(replies.next()).await.expect("a reply").expect("OK");
+        let reply = exchange(&tx, &mut replies, said).await;
         assert_eq!(
             normalize(&reply.answer),
             normalize(expected),
             "after {said:?}"
         );
     }
-    tx.send(say("Goodbye.")).await.unwrap();
-    let farewell = within(replies.next()).await.expect("farewell").expect("OK");
+    let farewell = exchange(&tx, &mut replies, "Goodbye.").await;
     assert!(!farewell.answer.is_empty());
     assert!(
         within(replies.next()).await.is_none(),

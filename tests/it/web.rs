@@ -45,6 +45,16 @@ fn get(path: &str) -> Request<Full<Bytes>> {
     Request::get(path).body(Full::default()).unwrap()
 }
 
+/// `req` with the header `name: value` added.
+fn with_header(
+    mut req: Request<Full<Bytes>>,
+    name: &'static str,
+    value: &str,
+) -> Request<Full<Bytes>> {
+    req.headers_mut().insert(name, value.parse().unwrap());
+    req
+}
+
 #[tokio::test]
 async fn the_page_and_its_files_are_served_on_http1_and_h2c() {
     let server = start(test_config()).await;
@@ -128,9 +138,8 @@ async fn grpc_web_hello_over_http1_and_h2c() {
 async fn grpc_web_text_is_base64_both_ways() {
     let server = start(test_config()).await;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut req = post(HELLO, "application/grpc-web-text", b64.encode(hello("Ada")));
-    req.headers_mut()
-        .insert("accept", "application/grpc-web-text".parse().unwrap());
+    let req = post(HELLO, "application/grpc-web-text", b64.encode(hello("Ada")));
+    let req = with_header(req, "accept", "application/grpc-web-text");
     let resp = within(h2c(server.addr, req)).await;
     assert_eq!(
         resp.headers()["content-type"],
@@ -290,9 +299,11 @@ async fn cors_lets_listed_origins_call_and_read_the_status() {
     let other = within(h1(server.addr, preflight("http://evil.example"))).await;
     assert!(other.headers().get("access-control-allow-origin").is_none());
 
-    let mut call = grpc_web(HELLO, &[hello("Ada")]);
-    call.headers_mut()
-        .insert("origin", "http://localhost:5173".parse().unwrap());
+    let call = with_header(
+        grpc_web(HELLO, &[hello("Ada")]),
+        "origin",
+        "http://localhost:5173",
+    );
     let resp = within(h1(server.addr, call)).await;
     assert_eq!(
         resp.headers()["access-control-allow-origin"],
@@ -317,11 +328,10 @@ async fn by_default_no_foreign_origin_may_call() {
 }
 
 fn grpc(path: &str, body: Vec<u8>, headers: &[(&'static str, &str)]) -> Request<Full<Bytes>> {
-    let mut req = post(path, "application/grpc", body);
-    for (name, value) in headers {
-        req.headers_mut().insert(*name, value.parse().unwrap());
-    }
-    req
+    let req = post(path, "application/grpc", body);
+    headers
+        .iter()
+        .fold(req, |req, (name, value)| with_header(req, name, value))
 }
 
 /// The gRPC status of a plain gRPC response: trailers, or the headers if trailers-only.
