@@ -18,7 +18,9 @@
 //!   metrics, panics, the end of streams at shutdown; one response wrapper), `admit`
 //!   (auth, load shedding), and `message_size` on the HTTP body.
 //! - `call` and `route`: what the layers share about a call, and the route table.
-//! - `dispatch`: from an HTTP request to the layer stack (replaces volo's `MetaService`).
+//! - `dispatch`: from an HTTP request to the layer stack (replaces volo's `MetaService`);
+//!   `router`: from the layer stack to the service of the call's route (replaces volo's
+//!   `Router`).
 //! - `net`: accepting connections (TLS handshakes off the accept path, accept retry, a
 //!   connection cap) and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle
 //!   timeout); `coalesce` joins ready response messages into one DATA frame.
@@ -51,6 +53,7 @@ pub(crate) mod net;
 pub(crate) mod prometheus;
 pub(crate) mod reflection;
 pub(crate) mod route;
+pub(crate) mod router;
 pub(crate) mod server;
 pub(crate) mod shutdown;
 pub mod simulator;

@@ -25,9 +25,8 @@ use volo_gen::{
     },
 };
 use volo_grpc::{
-    body::BoxBody,
     codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
-    server::{Router, ServiceBuilder},
+    server::ServiceBuilder,
 };
 
 use crate::{
@@ -40,6 +39,7 @@ use crate::{
     layers::{AdmitLayer, MessageSizeLayer, TrackLayer, message_size::Timeouts},
     net::{Acceptor, serve_connections},
     reflection::Reflection,
+    router::Services,
     shutdown::{Shutdown, StreamsEnd},
     simulator::Simulator,
     tls::tls_config,
@@ -168,33 +168,30 @@ where
             ]
         };
 
-        let router = Router::<BoxBody>::new()
-            .add_service(
-                ServiceBuilder::new(BasicServiceServer::new(self.service))
-                    .accept_compressions(compressions())
-                    .send_compressions(compressions())
-                    .build(),
-            )
-            // Every service accepts what MessageSize decompresses, so an unknown
-            // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
-            .add_service(
-                ServiceBuilder::new(HealthServer::new(health))
-                    .accept_compressions(compressions())
-                    .build(),
-            )
-            .add_service(
-                ServiceBuilder::new(v1::ServerReflectionServer::new(self.reflection.clone()))
-                    .accept_compressions(compressions())
-                    .build(),
-            )
-            .add_service(
-                ServiceBuilder::new(v1alpha::ServerReflectionServer::new(self.reflection))
-                    .accept_compressions(compressions())
-                    .build(),
-            );
+        // Every service accepts what MessageSize decompresses, so an unknown
+        // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
+        let router = Services {
+            basic: ServiceBuilder::new(BasicServiceServer::new(self.service))
+                .accept_compressions(compressions())
+                .send_compressions(compressions())
+                .build(),
+            health: ServiceBuilder::new(HealthServer::new(health))
+                .accept_compressions(compressions())
+                .build(),
+            reflection_v1: ServiceBuilder::new(v1::ServerReflectionServer::new(
+                self.reflection.clone(),
+            ))
+            .accept_compressions(compressions())
+            .build(),
+            reflection_v1alpha: ServiceBuilder::new(v1alpha::ServerReflectionServer::new(
+                self.reflection,
+            ))
+            .accept_compressions(compressions())
+            .build(),
+        };
         // A request passes the layers in this order:
         // Front (HTTP: gRPC-Web, CORS, the page, 415) -> MessageSize (HTTP body)
-        //   -> Dispatch -> Track -> Admit -> router -> decode -> handler.
+        //   -> Dispatch -> Track -> Admit -> Services (by route) -> decode -> handler.
         // Tracking comes first so it sees every outcome, refusals included.
         let streams_end = StreamsEnd::default();
         let layers = motore::builder::ServiceBuilder::new()

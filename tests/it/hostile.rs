@@ -56,6 +56,24 @@ async fn assert_closed(tcp: &mut tokio::net::TcpStream, what: &str) {
 }
 
 #[tokio::test]
+async fn unknown_methods_and_services_are_unimplemented() {
+    let server = start(test_config()).await;
+    let conn = raw::connect(server.addr).await;
+    for path in [
+        "/basic.v1.BasicService/Nope",
+        "/grpc.health.v1.Health/List",
+        "/no.such.Service/Hello",
+        "/basic.v1.BasicService/Hello/extra",
+    ] {
+        let reply = conn.unary(path, b"").await.expect("a reply");
+        assert_eq!(reply.grpc_status, Some(12), "{path}: {reply:?}");
+        assert!(reply.grpc_message.contains(path), "{path}: {reply:?}");
+    }
+    assert_serving(&conn).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn invalid_utf8_in_any_string_field_is_refused_and_the_server_lives() {
     let server = start(test_config()).await;
     let conn = raw::connect(server.addr).await;
