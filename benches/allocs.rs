@@ -170,9 +170,11 @@ fn main() {
         .expect("client");
         const CALLS: u64 = 2000;
         measure("Hello (per call)", CALLS, || hello(&client, CALLS)).await;
-        measure("Talk, 100 messages a call (per message)", CALLS * 10, || {
-            talk(&client, CALLS / 10, 100)
-        })
+        measure(
+            "Talk, 100 messages a call (per message)",
+            CALLS * 10,
+            || talk(&client, CALLS / 10, 100),
+        )
         .await;
         measure("Talk call set-up and end (per call)", CALLS, || {
             talk(&client, CALLS, 0)

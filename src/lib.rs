@@ -33,7 +33,8 @@
 //! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
 //! - [`simulator`]: the simulated service calls behind Background.
 //! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
-//! - [`config`] and [`error`]: validated settings and start-up errors.
+//! - [`config`] and [`error`]: validated settings and start-up errors; [`logging`]: how
+//!   the binary logs (a non-blocking writer, a cheap text line format).
 //! - [`client`] and [`status`]: what the examples share (connecting, printing statuses).
 //!
 //! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
@@ -49,6 +50,7 @@ pub mod error;
 pub mod handlers;
 pub(crate) mod health;
 pub(crate) mod layers;
+pub mod logging;
 pub(crate) mod net;
 pub(crate) mod prometheus;
 pub(crate) mod reflection;

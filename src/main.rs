@@ -1,12 +1,10 @@
 //! The `basic-service` binary: flags, logging, bind, serve until SIGINT/SIGTERM.
 
-use std::{io::IsTerminal, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use basic_service::{Args, BasicServer, Config, LogFormat};
+use basic_service::{Args, BasicServer, Config, logging};
 use clap::Parser;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: a gRPC server allocates small buffers per call on every worker thread;
 /// glibc's malloc serialises them on arena locks (seen in profiles), mimalloc does not.
@@ -15,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let (log_writer, dropped) = init_tracing(args.log_format);
+    let (log_writer, dropped) = logging::init(args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -68,37 +66,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
-}
-
-/// Lines the log writer may hold while stdout is slow; beyond, new lines are dropped
-/// (and counted) rather than making calls wait.
-const LOG_BUFFER_LINES: usize = 64 * 1024;
-
-/// Logs to stdout; `RUST_LOG` filters (default `info`). Panics are logged too.
-///
-/// Lines are formatted on the calling thread and written by a dedicated thread, so a
-/// call never waits on a `write` to stdout (the access log writes one line per call).
-/// Colours only on a terminal. Returns the writer's guard (dropping it flushes) and
-/// its count of dropped lines.
-fn init_tracing(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .lossy(true)
-        .finish(std::io::stdout());
-    let dropped = writer.error_counter();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stdout().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-    // The one place panics are logged: the tracking layer answers a panicking call
-    // INTERNAL without logging it again.
-    std::panic::set_hook(Box::new(|info| tracing::error!(%info, "panic")));
-    (guard, dropped)
 }
 
 /// Completes on the first SIGINT or SIGTERM.

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use pilota::FastStr;
-use volo::net::Address;
 use volo_grpc::Code;
 
 use crate::status::code_name;
@@ -22,8 +21,8 @@ pub fn enabled() -> bool {
 /// What the log line needs, captured when the call starts.
 pub struct Entry {
     pub method: FastStr,
-    /// From the socket (never from a header); `None` on a Unix socket without a name.
-    pub peer: Option<Address>,
+    /// From the socket (never from a header), formatted once per connection.
+    pub peer: FastStr,
     pub request_id: FastStr,
 }
 
@@ -32,26 +31,19 @@ impl Entry {
     pub fn write(self, code: Code, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let code_name = code_name(code);
-        let peer = Peer(self.peer.as_ref());
+        // Strings and an integer, not `%display` values: no `fmt` work per field.
+        let (method, peer, request_id) = (
+            self.method.as_str(),
+            self.peer.as_str(),
+            self.request_id.as_str(),
+        );
         if matches!(
             code,
             Code::Ok | Code::Cancelled | Code::InvalidArgument | Code::NotFound
         ) {
-            tracing::info!(target: "access", method = %self.method, %peer, request_id = %self.request_id, code = %code_name, duration_us = micros, "rpc");
+            tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, "rpc");
         } else {
-            tracing::warn!(target: "access", method = %self.method, %peer, request_id = %self.request_id, code = %code_name, duration_us = micros, "rpc");
-        }
-    }
-}
-
-/// The peer address, `-` when unknown; formatted only when the line is written.
-struct Peer<'a>(Option<&'a Address>);
-
-impl std::fmt::Display for Peer<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(addr) => addr.fmt(f),
-            None => f.write_str("-"),
+            tracing::warn!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, "rpc");
         }
     }
 }

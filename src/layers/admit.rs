@@ -22,7 +22,7 @@ use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext
 use super::GrpcService;
 use crate::{
     call::{Call, Places},
-    net::ConnectionLoad,
+    net::ConnectionInfo,
 };
 
 /// Admits calls; see the module docs.
@@ -85,8 +85,8 @@ impl AdmitLayer {
         // Counted by the connection (crate::net), this call included.
         let open = req
             .extensions()
-            .get::<ConnectionLoad>()
-            .map_or(0, |load| load.0);
+            .get::<ConnectionInfo>()
+            .map_or(0, |connection| connection.open_calls);
         if open > self.per_connection {
             return Err(Status::resource_exhausted(format!(
                 "this connection is at its limit of {} calls in flight; retry later",

@@ -15,6 +15,7 @@
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures::FutureExt;
+use pilota::FastStr;
 use tokio::time::Instant;
 use volo::context::Context as _;
 use volo_grpc::{Code, Request, Response, Status, body::BoxBody, context::ServerContext};
@@ -27,7 +28,7 @@ use super::{
     request_id::{self, RequestId},
     rpc_metrics::RpcMetrics,
 };
-use crate::{call::Call, route::Route, shutdown::StreamsEnd, status};
+use crate::{call::Call, net::ConnectionInfo, route::Route, shutdown::StreamsEnd, status};
 
 /// Tracks every call; see the module docs.
 #[derive(Clone)]
@@ -117,7 +118,10 @@ impl<S: GrpcService> motore::Service<ServerContext, Request<BoxBody>> for Track<
             deadline: deadline.as_ref().ok().copied().flatten(),
             log: access_log::enabled().then(|| Entry {
                 method: cx.rpc_info().method().clone(),
-                peer: cx.rpc_info().caller().address(),
+                peer: req
+                    .extensions()
+                    .get::<ConnectionInfo>()
+                    .map_or(FastStr::from_static_str("-"), |c| c.peer.clone()),
                 request_id: id,
             }),
             metrics: Arc::clone(&self.metrics),

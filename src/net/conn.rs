@@ -4,7 +4,7 @@
 //! its own, under the limits the [module doc](super) lists: the preface deadline, the
 //! idle timeout, the header bound and a graceful shutdown. This file owns the HTTP
 //! settings, the count of calls open on each connection (idle tracking, and the
-//! [`ConnectionLoad`] extension that load shedding reads) and the preface watch; the
+//! [`ConnectionInfo`] extension that load shedding and the access log read) and the preface watch; the
 //! service each connection runs is the caller's.
 
 use std::{
@@ -19,6 +19,7 @@ use std::{
 };
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use pilota::FastStr;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::Notify,
@@ -53,10 +54,16 @@ pub struct Http2Settings {
 const WINDOW: u32 = 1024 * 1024;
 const MAX_SEND_BUF: usize = 400 * 1024;
 
-/// The calls open on a request's connection when it arrived, itself included: a request
-/// extension, so load shedding can give each connection only its share.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLoad(pub usize);
+/// What a request's connection knows, as a request extension.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The calls open on the connection when the request arrived, itself included, so
+    /// load shedding can give each connection only its share.
+    pub open_calls: usize,
+    /// The peer's address from the socket, formatted once per connection (`-` if
+    /// unknown), for the access log.
+    pub peer: FastStr,
+}
 
 /// Serves every connection `incoming` hands over, until it has no more (its listener
 /// is closed; see [`Acceptor::new`]).
@@ -103,13 +110,22 @@ async fn serve_connection<S>(
     S::Future: Send + 'static,
 {
     let Accepted { conn, _slot } = accepted;
+    let peer = conn
+        .info
+        .peer_addr
+        .as_ref()
+        .map_or(FastStr::from_static_str("-"), |addr| {
+            FastStr::from_string(addr.to_string())
+        });
     let activity = Arc::new(Activity::default());
     let calls = Arc::clone(&activity);
     let hyper_service =
         hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             let mut service = service.clone();
-            let load = calls.begin();
-            req.extensions_mut().insert(ConnectionLoad(load));
+            req.extensions_mut().insert(ConnectionInfo {
+                open_calls: calls.begin(),
+                peer: peer.clone(),
+            });
             // Ends the call when its body is dropped (hyper drops it once sent), or
             // when the call is dropped before there is one.
             let open = OpenCall(Arc::clone(&calls));

@@ -25,4 +25,4 @@ mod accept;
 mod conn;
 
 pub use accept::Acceptor;
-pub use conn::{ConnectionLoad, Http2Settings, serve_connections};
+pub use conn::{ConnectionInfo, Http2Settings, serve_connections};
