@@ -24,6 +24,8 @@
 //! - `net`: accepting connections (TLS handshakes off the accept path, accept retry, a
 //!   connection cap) and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle
 //!   timeout); `coalesce` joins ready response messages into one DATA frame.
+//! - `codec`: request bodies to handler calls and replies to response bodies for
+//!   `BasicService` (volo-grpc's decoding, a cheaper reply encoder).
 //! - `web`: the HTTP front: gRPC-Web (tonic-web), CORS, the web page at `/`, and HTTP 415
 //!   for requests that are not gRPC.
 //! - `health`: `grpc.health.v1.Health`. `prometheus`: the `/metrics` endpoint.
@@ -43,6 +45,7 @@ pub(crate) mod call;
 pub mod client;
 pub mod cloudevent;
 pub(crate) mod coalesce;
+pub(crate) mod codec;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod eliza;

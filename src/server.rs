@@ -30,6 +30,7 @@ use volo_grpc::{
 };
 
 use crate::{
+    codec::Codec,
     config::Config,
     dispatch::Dispatch,
     eliza::Script,
@@ -171,10 +172,11 @@ where
         // Every service accepts what MessageSize decompresses, so an unknown
         // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
         let router = Services {
-            basic: ServiceBuilder::new(BasicServiceServer::new(self.service))
-                .accept_compressions(compressions())
-                .send_compressions(compressions())
-                .build(),
+            basic: Codec::new(
+                BasicServiceServer::new(self.service),
+                compressions(),
+                compressions(),
+            ),
             health: ServiceBuilder::new(HealthServer::new(health))
                 .accept_compressions(compressions())
                 .build(),
