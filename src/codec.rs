@@ -16,6 +16,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::status;
 use bytes::{BufMut, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use linkedbytes::Node;
@@ -23,7 +24,7 @@ use pilota::{LinkedBytes, pb::Message};
 use volo::context::Context as _;
 use volo_gen::basic::v1::BasicServiceResponseSend;
 use volo_grpc::{
-    BoxStream, Code, RecvEntryMessage, Request, Response, SendEntryMessage, Status,
+    BoxStream, RecvEntryMessage, Request, Response, SendEntryMessage, Status,
     body::BoxBody,
     codec::{
         compression::{CompressionEncoding, ENCODING_HEADER},
@@ -179,11 +180,14 @@ impl<M: Message> Encoded<M> {
         Ok(self.parts.pop_front().unwrap_or_default())
     }
 
-    /// The trailers that end the body with `status`.
-    fn end(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    /// The trailers that end the body with `status` (`None`: OK).
+    fn end(&mut self, status: Option<&Status>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.ended = true;
         self.buf = None;
-        Poll::Ready(Some(status.to_header_map().map(Frame::trailers)))
+        Poll::Ready(Some(match status {
+            None => Ok(Frame::trailers(status::ok_trailers())),
+            Some(status) => status.to_header_map().map(Frame::trailers),
+        }))
     }
 }
 
@@ -207,10 +211,10 @@ impl<M: Message> Body for Encoded<M> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(message))) => match this.encode(&message) {
                 Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                Err(status) => this.end(&status),
+                Err(status) => this.end(Some(&status)),
             },
-            Poll::Ready(Some(Err(status))) => this.end(&status),
-            Poll::Ready(None) => this.end(&Status::new(Code::Ok, "")),
+            Poll::Ready(Some(Err(status))) => this.end(Some(&status)),
+            Poll::Ready(None) => this.end(None),
         }
     }
 
@@ -227,6 +231,8 @@ impl<M: Message> Body for Encoded<M> {
 mod tests {
     use http_body_util::BodyExt;
     use volo_gen::basic::service::v1::TalkResponse;
+
+    use volo_grpc::Code;
 
     use super::*;
     use crate::status::code_of;

@@ -38,6 +38,13 @@ pub fn code_of(headers: &HeaderMap) -> Code {
         .unwrap_or(Code::Unknown)
 }
 
+/// The trailers of a call that ended OK: `grpc-status: 0`, and nothing to encode.
+pub fn ok_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::with_capacity(1);
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    trailers
+}
+
 /// Open streams end with this when the server stops before they finish.
 pub fn shutting_down() -> Status {
     Status::unavailable("server is shutting down; retry the call")
@@ -65,6 +72,14 @@ mod tests {
         assert_eq!(code_of(&trailers), Code::NotFound);
         trailers.insert("grpc-status", "x".parse().unwrap());
         assert_eq!(code_of(&trailers), Code::Unknown);
+    }
+
+    #[test]
+    fn ok_trailers_are_what_an_ok_status_makes() {
+        assert_eq!(
+            ok_trailers(),
+            Status::new(Code::Ok, "").to_header_map().unwrap()
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub const HEADER: &str = "x-request-id";
 /// Longest caller-supplied id we keep; longer ones are replaced by a fresh id.
 const MAX_LEN: usize = 128;
 
-/// A call's request id, and the same as a metadata value to echo.
+/// A call's request id, and the same as a metadata value to echo. The value is marked
+/// sensitive, which tells HPACK not to index it: every call has its own id, and indexing
+/// each would churn the connection's header table (and cost a search of it per call).
 pub struct RequestId {
     pub id: FastStr,
     pub value: MetadataValue<Ascii>,
@@ -24,20 +26,24 @@ impl RequestId {
         if let Some(value) = metadata.get(HEADER).filter(|v| is_acceptable(v.as_bytes())) {
             // Checked printable ASCII, so it is also a valid string.
             if let Ok(text) = value.to_str() {
+                let mut value = value.clone();
+                value.set_sensitive(true);
                 return Self {
                     id: FastStr::new(text),
-                    value: value.clone(),
+                    value,
                 };
             }
         }
         let mut buf = uuid::Uuid::encode_buffer();
         let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        // A UUID is always a valid metadata value.
+        let mut value = text
+            .parse()
+            .unwrap_or_else(|_| MetadataValue::from_static("-"));
+        value.set_sensitive(true);
         Self {
             id: FastStr::new(&*text),
-            // A UUID is always a valid metadata value.
-            value: text
-                .parse()
-                .unwrap_or_else(|_| MetadataValue::from_static("-")),
+            value,
         }
     }
 }
@@ -67,9 +73,11 @@ mod tests {
         let kept = RequestId::of(&metadata);
         assert_eq!(kept.id, "req-42");
         assert_eq!(kept.value, "req-42");
+        assert!(kept.value.is_sensitive());
         metadata.insert(HEADER, MetadataValue::from_static("has space"));
         let fresh = RequestId::of(&metadata);
         assert_eq!(fresh.id.len(), 36);
         assert_eq!(fresh.value.to_str().unwrap(), fresh.id.as_str());
+        assert!(fresh.value.is_sensitive());
     }
 }
