@@ -12,7 +12,7 @@ use std::{
     future::Future,
     panic::AssertUnwindSafe,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use bytes::Bytes;
@@ -74,6 +74,9 @@ pub struct Tracked<F: FnOnce(Code)> {
     streams_end: StreamsEnd,
     /// Registered the first time the body waits (a unary reply never does).
     woken_at_end: Option<Pin<Box<OwnedNotified>>>,
+    /// The waker `woken_at_end` was last polled with. Polling it takes the signal's
+    /// lock, shared by every stream, so it is polled again only when the waker changes.
+    registered: Option<Waker>,
     on_end: OnEnd<F>,
 }
 
@@ -86,6 +89,7 @@ impl<F: FnOnce(Code) + Send + Unpin + 'static> Tracked<F> {
             deadline_at: ends.deadline,
             streams_end: ends.streams_end,
             woken_at_end: None,
+            registered: None,
             on_end,
         })
     }
@@ -114,11 +118,23 @@ impl<F: FnOnce(Code)> Tracked<F> {
 
     /// Whether streams must end (registering the wake-up if not).
     fn streams_ended(&mut self, cx: &mut Context<'_>) -> bool {
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            // Registered with this waker already: the signal will wake it.
+            return self.streams_end.has_come();
+        }
         let streams_end = &self.streams_end;
         let wait = self
             .woken_at_end
             .get_or_insert_with(|| Box::pin(streams_end.wait()));
-        wait.as_mut().poll(cx).is_ready() || self.streams_end.has_come()
+        if wait.as_mut().poll(cx).is_ready() {
+            return true;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.streams_end.has_come()
     }
 }
 
