@@ -258,7 +258,7 @@ pub struct Args {
     pub metrics_addr: Option<SocketAddr>,
 
     /// Origins whose web pages may call the server from a browser (CORS), as
-    /// scheme://host[:port], comma-separated; `*` allows any. The server's own page
+    /// `scheme://host[:port]`, comma-separated; `*` allows any. The server's own page
     /// at / needs none.
     #[arg(long, env = "BASIC_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
@@ -297,7 +297,7 @@ pub enum ConfigError {
 pub struct Config {
     /// What clients may ask for and hold: message sizes, calls, connections, waits.
     pub limits: Limits,
-    /// The HTTP/2 settings of every connection, as [`crate::net`] applies them.
+    /// The HTTP/2 settings of every connection, as the server's connections apply them.
     pub http2: Http2Settings,
     /// How the server stops on SIGINT/SIGTERM.
     pub shutdown: Shutdown,
@@ -379,7 +379,8 @@ impl Default for Limits {
     }
 }
 
-/// Here rather than in [`crate::net`], so that every default lives in this module.
+/// Here rather than beside the type (in `net`), so that every default lives in this
+/// module.
 impl Default for Http2Settings {
     fn default() -> Self {
         Self {

@@ -6,7 +6,7 @@
 //! [`provider`], [`load_certs`], [`load_key`], and `load_roots` for the CA a peer's
 //! certificate must chain to) live here too, so [`crate::client`] builds its
 //! configuration from the same parts. Nothing here does I/O beyond reading the files:
-//! handshakes are [`crate::net`]'s job.
+//! handshakes are the job of the server's accept loop (`net`).
 
 use std::{path::Path, sync::Arc};
 

@@ -2,7 +2,8 @@
 //! and domain results into replies.
 //!
 //! One file per RPC. Cross-cutting work (logging, request ids, panics, deadlines, the
-//! end of open streams at shutdown) lives in [`crate::layers`]; the logic lives in [`crate::eliza`] and [`crate::simulator`].
+//! end of open streams at shutdown) lives in the layers; the logic lives in
+//! [`crate::eliza`] and [`crate::simulator`].
 
 mod background;
 mod hello;

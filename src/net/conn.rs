@@ -43,8 +43,9 @@ pub struct Http2Settings {
     /// A connection with no call open for this long is closed (GOAWAY); `None`: never.
     /// (Checked in steps of this length, so closing takes up to twice as long.)
     pub idle_timeout: Option<Duration>,
-    /// Time a connection gets to send the HTTP/2 preface; also how long a connection
-    /// told to go away for being idle may take to close before it is dropped.
+    /// Time a connection gets to complete its TLS handshake (when TLS is on) and to send
+    /// the HTTP/2 preface; also how long a connection told to go away for being idle may
+    /// take to close before it is dropped.
     pub handshake_timeout: Duration,
     /// Largest request header block, in bytes (advertised in SETTINGS, enforced by h2).
     pub max_header_list_bytes: u32,
