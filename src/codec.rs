@@ -1,90 +1,78 @@
 //! From request bodies to handler calls and from replies to response bodies, for
-//! `basic.v1.BasicService`: volo-grpc's `CodecService`, with a cheaper reply encoder.
+//! `basic.v1.BasicService`: what volo-grpc's `CodecService` and the generated service
+//! dispatch do, at less cost per call.
 //!
-//! volo-grpc encodes every reply message into a fresh 8 KiB buffer (with a list and a
-//! vector of its own, three allocations) inside an `async_stream`, so each Talk reply
-//! and each Hello costs a page of memory that lives until hyper has sent it. Here a
-//! response stream encodes its messages one after another into one buffer ([`Encoded`]),
-//! sized by the first message and reused, as tonic does. Decoding, the generated
-//! dispatch to the handlers, and compressed replies (when the client accepts gzip or
-//! zstd) stay volo-grpc's. Health and reflection keep volo-grpc's `CodecService`: they
-//! are not on the hot path.
+//! - Unary requests (Hello, Background) are read by [`unary`]: the body's bytes are
+//!   gathered in a buffer of the size they need and the message decoded from it.
+//!   volo-grpc's `RecvStream` allocates 8 KiB per call for that, and its generated
+//!   dispatch boxes a one-message stream around it. Talk's requests stay a volo-grpc
+//!   `RecvStream`: the generated trait's signature asks for one.
+//! - Replies are encoded by [`Encoded`]: a stream's messages one after another into one
+//!   buffer, sized by the first message and reused, as tonic does. volo-grpc encodes each
+//!   message into a fresh 8 KiB buffer, with a list and a vector of its own. Compressed
+//!   replies (when the client accepts gzip or zstd) stay volo-grpc's.
+//!
+//! The handlers are called through the generated `BasicService` trait, so a wrapped
+//! service (as tests make) sees every call. Health and reflection keep volo-grpc's
+//! `CodecService`: they are not on the hot path.
 
 use std::{
-    marker::PhantomData,
+    future::poll_fn,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
-use crate::status;
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::TryStreamExt;
 use http_body::{Body, Frame, SizeHint};
 use linkedbytes::Node;
 use pilota::{LinkedBytes, pb::Message};
 use volo::context::Context as _;
-use volo_gen::basic::v1::BasicServiceResponseSend;
+use volo_gen::basic::v1::BasicService;
 use volo_grpc::{
-    BoxStream, RecvEntryMessage, Request, Response, SendEntryMessage, Status,
+    BoxStream, Code, RecvStream, Request, Response, Status,
     body::BoxBody,
     codec::{
         compression::{CompressionEncoding, ENCODING_HEADER},
         decode::Kind,
     },
     context::ServerContext,
+    metadata::MetadataMap,
 };
+
+use crate::{call::Call, route::Route, status};
 
 /// The gRPC length prefix: 1 flag byte (0: not compressed) and a 4-byte length.
 const PREFIX: usize = 5;
 
-/// Replies that can become a response body.
-pub trait Replies {
-    /// The body of these replies, compressed with `compression` if set.
-    fn into_reply_body(self, compression: Option<CompressionEncoding>) -> BoxBody;
-}
-
-impl Replies for BasicServiceResponseSend {
-    fn into_reply_body(self, compression: Option<CompressionEncoding>) -> BoxBody {
-        if compression.is_some() {
-            // Compressed replies: volo-grpc's encoder (it owns the compressors).
-            return volo_grpc::body::boxed(volo_grpc::body::Body::new(self.into_body(compression)));
-        }
-        match self {
-            Self::Hello(replies) => Encoded::boxed(replies),
-            Self::Talk(replies) => Encoded::boxed(replies),
-            Self::Background(replies) => Encoded::boxed(replies),
-        }
-    }
-}
-
-/// Decodes requests for the generated service `S` and encodes its replies; see the
-/// module docs. `T` and `U` are the generated request and reply enums.
-pub struct Codec<S, T, U> {
-    inner: S,
+/// Calls `basic.v1.BasicService` handlers `S` for their requests; see the module docs.
+pub struct BasicCodec<S> {
+    handler: Arc<S>,
     /// What replies may be compressed with (the client's `grpc-accept-encoding` picks).
     send: Option<Vec<CompressionEncoding>>,
     /// What requests may be compressed with (`grpc-encoding`).
     accept: Option<Vec<CompressionEncoding>>,
-    _messages: PhantomData<fn(T, U)>,
 }
 
-impl<S, T, U> Codec<S, T, U> {
-    /// Codes for `inner`, with the compressions it may send and accept.
-    pub fn new(inner: S, send: Vec<CompressionEncoding>, accept: Vec<CompressionEncoding>) -> Self {
+impl<S> BasicCodec<S> {
+    /// Calls `handler`, with the compressions it may send and accept.
+    pub fn new(
+        handler: S,
+        send: Vec<CompressionEncoding>,
+        accept: Vec<CompressionEncoding>,
+    ) -> Self {
         Self {
-            inner,
+            handler: Arc::new(handler),
             send: Some(send),
             accept: Some(accept),
-            _messages: PhantomData,
         }
     }
 }
 
-impl<S, T, U> motore::Service<ServerContext, Request<BoxBody>> for Codec<S, T, U>
+impl<S> motore::Service<ServerContext, Request<BoxBody>> for BasicCodec<S>
 where
-    S: motore::Service<ServerContext, Request<T>, Response = Response<U>> + Sync,
-    S::Error: Into<Status>,
-    T: RecvEntryMessage,
-    U: Replies,
+    S: BasicService + Send + Sync + 'static,
 {
     type Response = Response<BoxBody>;
     type Error = Status;
@@ -94,27 +82,179 @@ where
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
+        let route = match req.extensions().get::<Arc<Call>>() {
+            Some(call) => call.route(),
+            None => Route::of_path(cx.rpc_info().method()),
+        };
         let (metadata, extensions, body) = req.into_parts();
         let send = CompressionEncoding::from_accept_encoding_header(metadata.headers(), &self.send);
         let accept = CompressionEncoding::from_encoding_header(metadata.headers(), &self.accept)?;
-        let message = T::from_body(
-            Some(cx.rpc_info().method().as_str()),
-            body,
-            Kind::Request,
-            accept,
-        )?;
-        let resp = self
-            .inner
-            .call(cx, Request::from_parts(metadata, extensions, message))
-            .await
-            .map_err(Into::into)?;
-        let mut resp = resp.map(|replies| replies.into_reply_body(send));
+        let handler = &*self.handler;
+        let mut resp = match route {
+            Route::Hello => {
+                let (metadata, message) = unary(metadata, body, accept).await?;
+                let req = Request::from_parts(metadata, extensions, message);
+                let reply = handler.hello(req).await?;
+                reply.map(|reply| {
+                    replies(Box::pin(futures::stream::once(async { Ok(reply) })), send)
+                })
+            }
+            Route::Talk => {
+                let requests = RecvStream::new(body, Kind::Request, accept);
+                let req = Request::from_parts(metadata, extensions, requests);
+                handler.talk(req).await?.map(|stream| replies(stream, send))
+            }
+            Route::Background => {
+                let (metadata, message) = unary(metadata, body, accept).await?;
+                let req = Request::from_parts(metadata, extensions, message);
+                handler
+                    .background(req)
+                    .await?
+                    .map(|stream| replies(stream, send))
+            }
+            _ => {
+                return Err(Status::unimplemented(format!(
+                    "unknown method {}",
+                    cx.rpc_info().method()
+                )));
+            }
+        };
         if let Some(encoding) = send {
             resp.metadata_mut()
                 .headers_mut()
                 .insert(ENCODING_HEADER, encoding.into_header_value());
         }
         Ok(resp)
+    }
+}
+
+/// The body of `replies`, compressed with `compression` if set.
+fn replies<M: Message + Send + 'static>(
+    replies: BoxStream<'static, Result<M, Status>>,
+    compression: Option<CompressionEncoding>,
+) -> BoxBody {
+    match compression {
+        None => Encoded::boxed(replies),
+        // Compressed replies: volo-grpc's encoder (it owns the compressors).
+        Some(_) => volo_grpc::body::boxed(volo_grpc::body::Body::new(
+            volo_grpc::codec::encode::encode(replies, compression),
+        )),
+    }
+}
+
+/// The status of a unary call whose body held no message (volo-grpc's wording).
+fn missing() -> Status {
+    Status::new(Code::Internal, "Missing request message.")
+}
+
+/// Reads the one request message of a unary call, as volo-grpc's generated code does:
+/// the first message is the request; the rest of the body is read too (later messages
+/// are decoded and dropped) and request trailers, if any, join the metadata.
+///
+/// Compressed requests have been decompressed by the message-size layer, which removes
+/// `grpc-encoding`; should one still name an encoding, volo-grpc's decoder reads it.
+async fn unary<M: Message + Default>(
+    mut metadata: MetadataMap,
+    body: BoxBody,
+    compression: Option<CompressionEncoding>,
+) -> Result<(MetadataMap, M), Status> {
+    if compression.is_some() {
+        let mut stream = RecvStream::<M>::new(body, Kind::Request, compression);
+        let message = stream.try_next().await?.ok_or_else(missing)?;
+        if let Some(trailers) = stream.trailers().await? {
+            metadata.merge(trailers);
+        }
+        return Ok((metadata, message));
+    }
+    let mut messages = Messages {
+        body,
+        buf: BytesMut::new(),
+        ended: false,
+        trailers: None,
+    };
+    let message = messages.next::<M>().await?.ok_or_else(missing)?;
+    while messages.next::<M>().await?.is_some() {}
+    if let Some(trailers) = messages.trailers {
+        metadata.merge(MetadataMap::from_headers(trailers));
+    }
+    Ok((metadata, message))
+}
+
+/// Uncompressed gRPC messages from a request body.
+struct Messages {
+    body: BoxBody,
+    /// Bytes of messages not yet decoded; grows as data arrives (amortised), never
+    /// ahead of it, so a length prefix alone allocates nothing.
+    buf: BytesMut,
+    ended: bool,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Messages {
+    /// The next message; `None` at the end of the body.
+    async fn next<M: Message + Default>(&mut self) -> Result<Option<M>, Status> {
+        loop {
+            if let Some(message) = self.take()? {
+                return M::decode(message)
+                    .map(Some)
+                    .map_err(|err| Status::new(Code::Internal, err.to_string()));
+            }
+            if self.ended {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Status::new(
+                        Code::Internal,
+                        "Unexpected EOF decoding stream.",
+                    ))
+                };
+            }
+            match poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.buf.extend_from_slice(&data),
+                    Err(frame) => {
+                        self.trailers = frame.into_trailers().ok();
+                        self.ended = true;
+                    }
+                },
+                // A request the client cancelled ends, as in volo-grpc's decoder.
+                Some(Err(status)) if status.code() == Code::Cancelled => self.ended = true,
+                Some(Err(status)) => return Err(status),
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// The payload of the first message in `buf`, if it is all there.
+    fn take(&mut self) -> Result<Option<Bytes>, Status> {
+        let Some(prefix) = self.buf.get(..PREFIX) else {
+            return Ok(None);
+        };
+        match prefix[0] {
+            0 => {}
+            1 => {
+                return Err(Status::new(
+                    Code::Internal,
+                    "protocol error: received message with compressed-flag but no \
+                     grpc-encoding was specified",
+                ));
+            }
+            flag => {
+                return Err(Status::new(
+                    Code::Internal,
+                    format!(
+                        "protocol error: received message with invalid compression flag: \
+                         {flag} (valid flags are 0 and 1), while sending request"
+                    ),
+                ));
+            }
+        }
+        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        if self.buf.len() - PREFIX < len {
+            return Ok(None);
+        }
+        self.buf.advance(PREFIX);
+        Ok(Some(self.buf.split_to(len).freeze()))
     }
 }
 
@@ -230,9 +370,7 @@ impl<M: Message> Body for Encoded<M> {
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
-    use volo_gen::basic::service::v1::TalkResponse;
-
-    use volo_grpc::Code;
+    use volo_gen::basic::service::v1::{HelloRequest, TalkResponse};
 
     use super::*;
     use crate::status::code_of;
@@ -266,6 +404,111 @@ mod tests {
             volo_grpc::codec::encode::encode(replies, None),
         ));
         collect(body).await
+    }
+
+    /// The frames of a request body.
+    type Frames = Vec<Result<Frame<Bytes>, Status>>;
+
+    /// A request body of these frames.
+    fn request(frames: Frames) -> BoxBody {
+        BoxBody::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )))
+    }
+
+    /// `payload` with its gRPC prefix (flag `flag`).
+    fn framed(flag: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![flag];
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn data(bytes: &[u8]) -> Result<Frame<Bytes>, Status> {
+        Ok(Frame::data(Bytes::copy_from_slice(bytes)))
+    }
+
+    async fn hello(frames: Frames) -> Result<(MetadataMap, HelloRequest), Status> {
+        unary::<HelloRequest>(MetadataMap::new(), request(frames), None).await
+    }
+
+    /// `HelloRequest { message: "Ada" }`.
+    const ADA: &[u8] = b"\x0a\x03Ada";
+
+    #[tokio::test]
+    async fn a_unary_request_is_read_whole_or_in_pieces() {
+        let (_, req) = hello(vec![data(&framed(0, ADA))]).await.unwrap();
+        assert_eq!(req.message, "Ada");
+        let one_byte_frames = framed(0, ADA).iter().map(|b| data(&[*b])).collect();
+        let (_, req) = hello(one_byte_frames).await.unwrap();
+        assert_eq!(req.message, "Ada");
+    }
+
+    #[tokio::test]
+    async fn later_messages_are_read_and_dropped_and_trailers_kept() {
+        let mut two = framed(0, ADA);
+        two.extend_from_slice(&framed(0, b"\x0a\x03Bob"));
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-note", "kept".parse().unwrap());
+        let (metadata, req) = hello(vec![data(&two), Ok(Frame::trailers(trailers))])
+            .await
+            .unwrap();
+        assert_eq!(req.message, "Ada");
+        assert_eq!(metadata.get("x-note").unwrap(), "kept");
+        // A bad second message fails the call, as in volo-grpc.
+        let mut bad = framed(0, ADA);
+        bad.extend_from_slice(&framed(0, b"\x0a\x02\xff\xfe"));
+        let err = hello(vec![data(&bad)]).await.unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+    }
+
+    #[tokio::test]
+    async fn malformed_unary_requests_get_volo_grpcs_statuses() {
+        let cases: Vec<(Frames, &str)> = vec![
+            (vec![], "Missing request message."),
+            (
+                vec![Err(Status::cancelled("reset"))],
+                "Missing request message.",
+            ),
+            (
+                vec![data(&framed(0, ADA)[..6])],
+                "Unexpected EOF decoding stream.",
+            ),
+            (
+                vec![data(&framed(1, ADA))],
+                "compressed-flag but no grpc-encoding",
+            ),
+            (vec![data(&framed(7, ADA))], "invalid compression flag: 7"),
+            (vec![data(&framed(0, b"\x0a\x02\xff\xfe"))], "UTF-8"),
+        ];
+        for (frames, why) in cases {
+            let err = hello(frames).await.unwrap_err();
+            assert_eq!(err.code(), Code::Internal, "{why}: {err:?}");
+            assert!(err.message().contains(why), "{why}: {err:?}");
+        }
+        // A body error other than a cancel is the call's error.
+        let err = hello(vec![Err(Status::deadline_exceeded("slow"))])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn a_length_prefix_alone_allocates_nothing_ahead_of_the_data() {
+        // Announces 4 GiB - 1 and sends 3 bytes: the buffer holds what came, no more.
+        let mut messages = Messages {
+            body: request(vec![data(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])]),
+            buf: BytesMut::new(),
+            ended: false,
+            trailers: None,
+        };
+        let err = messages.next::<HelloRequest>().await.unwrap_err();
+        assert!(err.message().contains("Unexpected EOF"), "{err:?}");
+        assert!(
+            messages.buf.capacity() < 1024,
+            "{}",
+            messages.buf.capacity()
+        );
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use volo_gen::{
-    basic::v1::{BasicService, BasicServiceServer},
+    basic::v1::BasicService,
     grpc::{
         health::v1::HealthServer,
         reflection::{v1, v1alpha},
@@ -30,7 +30,7 @@ use volo_grpc::{
 };
 
 use crate::{
-    codec::Codec,
+    codec::BasicCodec,
     config::Config,
     dispatch::Dispatch,
     eliza::Script,
@@ -172,11 +172,7 @@ where
         // Every service accepts what MessageSize decompresses, so an unknown
         // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
         let router = Services {
-            basic: Codec::new(
-                BasicServiceServer::new(self.service),
-                compressions(),
-                compressions(),
-            ),
+            basic: BasicCodec::new(self.service, compressions(), compressions()),
             health: ServiceBuilder::new(HealthServer::new(health))
                 .accept_compressions(compressions())
                 .build(),
