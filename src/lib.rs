@@ -25,7 +25,8 @@
 //!   connection cap) and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle
 //!   timeout); `coalesce` joins ready response messages into one DATA frame.
 //! - `codec`: request bodies to handler calls and replies to response bodies for
-//!   `BasicService` (volo-grpc's decoding, a cheaper reply encoder).
+//!   `BasicService` (its own unary decoding and reply encoding; volo-grpc's `RecvStream`
+//!   for Talk and its encoder for compressed replies).
 //! - `web`: the HTTP front: gRPC-Web (tonic-web), CORS, the web page at `/`, and HTTP 415
 //!   for requests that are not gRPC.
 //! - `health`: `grpc.health.v1.Health`. `prometheus`: the `/metrics` endpoint.
