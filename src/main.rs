@@ -12,6 +12,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let args = Args::parse();
     let (log_writer, dropped) = logging::init(args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -67,6 +68,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// Turns transparent huge pages off for this process.
+///
+/// mimalloc asks the kernel for huge pages for its arenas, and a 2 MiB huge page is
+/// resident as soon as one byte of it is touched: measured, 14 of an idle server's 22 MB,
+/// and 128-148 MB against 73-76 MB at the peak of 10 000 concurrent Talk calls. Without
+/// them the side-by-side bench moved by -2 % to +1 % (Hello, Talk) and 10 000 concurrent
+/// calls by -5 to -9 %. Pages touched before this call (a few, at start-up) stay as they are.
+#[cfg(target_os = "linux")]
+fn no_transparent_huge_pages() {
+    // SAFETY: `prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)` takes only integers, reads and
+    // writes no memory of ours, and changes only whether later page faults may map huge
+    // pages. A failure (an old kernel) leaves things as they were, so it is ignored.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_transparent_huge_pages() {}
 
 /// Completes on the first SIGINT or SIGTERM.
 async fn shutdown_signal() {
