@@ -8,7 +8,8 @@
 //!   dispatch boxes a one-message stream around it. Talk's requests stay a volo-grpc
 //!   `RecvStream`: the generated trait's signature asks for one.
 //! - Replies are encoded by [`Encoded`]: a stream's messages one after another into one
-//!   buffer, sized by the first message and reused, as tonic does. volo-grpc encodes each
+//!   buffer, sized by the first message and reused while they come in a burst (a stream
+//!   that waits gives it back), as tonic does. volo-grpc encodes each
 //!   message into a fresh 8 KiB buffer, with a list and a vector of its own. Compressed
 //!   replies (when the client accepts gzip or zstd) stay volo-grpc's.
 //!
@@ -262,7 +263,7 @@ impl Messages {
 /// that the next message reuses, then OK trailers, or the stream's error status.
 pub struct Encoded<M> {
     replies: BoxStream<'static, Result<M, Status>>,
-    /// Made for the first message, at its size.
+    /// Made for the first message, at its size; dropped while the stream waits.
     buf: Option<LinkedBytes>,
     /// Parts of a message still to send (messages with large zero-copy fields come in
     /// several parts).
@@ -348,7 +349,13 @@ impl<M: Message> Body for Encoded<M> {
             return Poll::Ready(None);
         }
         match this.replies.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // A stream that waits (a conversation between two messages) gives its
+                // buffer back: an idle stream holds no encoder memory. Replies that come
+                // in a burst keep reusing it.
+                this.buf = None;
+                Poll::Pending
+            }
             Poll::Ready(Some(Ok(message))) => match this.encode(&message) {
                 Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
                 Err(status) => this.end(Some(&status)),
