@@ -78,10 +78,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// calls by -5 to -9 %. Pages touched before this call (a few, at start-up) stay as they are.
 #[cfg(target_os = "linux")]
 fn no_transparent_huge_pages() {
-    // SAFETY: `prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)` takes only integers, reads and
-    // writes no memory of ours, and changes only whether later page faults may map huge
-    // pages. A failure (an old kernel) leaves things as they were, so it is ignored.
-    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    // A failure (an old kernel) leaves things as they were, so it is ignored.
+    let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
 #[cfg(not(target_os = "linux"))]
