@@ -55,6 +55,14 @@ impl Call {
             .map_or_else(|| Route::of_path(req.uri().path()), |call| call.route)
     }
 
+    /// The route of a call in the layer stack: its [`Call`]'s (the tracking layer makes
+    /// sure there is one), else parsed from `method`.
+    pub fn route_in(extensions: &http::Extensions, method: &str) -> Route {
+        extensions
+            .get::<Arc<Call>>()
+            .map_or_else(|| Route::of_path(method), |call| call.route)
+    }
+
     /// A call on `route`.
     pub fn new(route: Route) -> Self {
         Self {

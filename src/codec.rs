@@ -83,10 +83,7 @@ where
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
-        let route = match req.extensions().get::<Arc<Call>>() {
-            Some(call) => call.route(),
-            None => Route::of_path(cx.rpc_info().method()),
-        };
+        let route = Call::route_in(req.extensions(), cx.rpc_info().method());
         let (metadata, extensions, body) = req.into_parts();
         let send = CompressionEncoding::from_accept_encoding_header(metadata.headers(), &self.send);
         let accept = CompressionEncoding::from_encoding_header(metadata.headers(), &self.accept)?;
@@ -113,12 +110,8 @@ where
                     .await?
                     .map(|stream| replies(stream, send))
             }
-            _ => {
-                return Err(Status::unimplemented(format!(
-                    "unknown method {}",
-                    cx.rpc_info().method()
-                )));
-            }
+            // The router sends only BasicService's routes here.
+            _ => return Err(status::unknown_method(cx.rpc_info().method())),
         };
         if let Some(encoding) = send {
             resp.metadata_mut()

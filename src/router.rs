@@ -4,12 +4,10 @@
 //! future on every call. The route is already known here (parsed once per call, see
 //! [`crate::call`]), so a `match` picks the service and its future stays unboxed.
 
-use std::sync::Arc;
-
 use volo::context::Context as _;
 use volo_grpc::{Request, Response, Status, body::BoxBody, context::ServerContext};
 
-use crate::{call::Call, layers::GrpcService, route::Route};
+use crate::{call::Call, layers::GrpcService, route::Route, status};
 
 /// The services of this server, one per generated service.
 pub struct Services<B, H, R1, R1a> {
@@ -38,19 +36,13 @@ where
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Response<BoxBody>, Status> {
-        let route = match req.extensions().get::<Arc<Call>>() {
-            Some(call) => call.route(),
-            None => Route::of_path(cx.rpc_info().method()),
-        };
+        let route = Call::route_in(req.extensions(), cx.rpc_info().method());
         match route {
             Route::Hello | Route::Talk | Route::Background => self.basic.call(cx, req).await,
             Route::HealthCheck | Route::HealthWatch => self.health.call(cx, req).await,
             Route::ReflectionV1 => self.reflection_v1.call(cx, req).await,
             Route::ReflectionV1Alpha => self.reflection_v1alpha.call(cx, req).await,
-            Route::Unknown => Err(Status::unimplemented(format!(
-                "unknown method {}",
-                cx.rpc_info().method()
-            ))),
+            Route::Unknown => Err(status::unknown_method(cx.rpc_info().method())),
         }
     }
 }

@@ -45,6 +45,11 @@ pub fn ok_trailers() -> HeaderMap {
     trailers
 }
 
+/// A call to a method this server does not have.
+pub fn unknown_method(path: &str) -> Status {
+    Status::unimplemented(format!("unknown method {path}"))
+}
+
 /// Open streams end with this when the server stops before they finish.
 pub fn shutting_down() -> Status {
     Status::unavailable("server is shutting down; retry the call")
