@@ -40,7 +40,7 @@ pub fn init(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .lossy(true)
-        .finish(std::io::stdout());
+        .finish(stdout_batched());
     let dropped = writer.error_counter();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -54,6 +54,21 @@ pub fn init(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
     }
     std::panic::set_hook(Box::new(|info| tracing::error!(%info, "panic")));
     (guard, dropped)
+}
+
+/// Stdout for the writer thread: a duplicate of fd 1 behind a buffer, so the lines
+/// that wait together go out in one `write` (the thread flushes whenever it has no
+/// more lines). `std::io::stdout()` is line-buffered: one `write` per line. Falls back
+/// to it if fd 1 cannot be duplicated.
+fn stdout_batched() -> Box<dyn std::io::Write + Send> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::fs::File::from(fd),
+        )),
+        Err(_) => Box::new(std::io::stdout()),
+    }
 }
 
 /// The text line format; see the module docs.

@@ -28,7 +28,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use volo::net::Address;
 use volo_grpc::{Status, body::BoxBody};
 
-use super::accept::{Accepted, Acceptor};
+use super::{
+    accept::{Accepted, Acceptor},
+    batch::{Batched, Busy},
+};
 use crate::coalesce::Coalesced;
 
 /// HTTP/2 settings of every connection.
@@ -154,7 +157,7 @@ async fn serve_connection<S>(
         .max_concurrent_streams(settings.max_concurrent_streams)
         .keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout);
-    let (io, preface) = Preface::watch(conn);
+    let (io, preface) = Preface::watch(Batched::new(conn, Arc::clone(&activity)));
     let connection = builder.serve_connection(TokioIo::new(io), hyper_service);
     tokio::pin!(connection);
     let mut going_away = false;
@@ -282,6 +285,17 @@ struct Activity {
     started: AtomicU64,
     /// Woken when the last open call ends.
     quiet: Notify,
+}
+
+/// A write waits for other calls' replies while two or more calls are open: one may
+/// be the stream whose message is being written, another may add its reply. (A unary
+/// call whose reply is being written has ended: hyper dropped its body once sent.) A
+/// lone call, unary or stream, never waits: measured, waiting while only one call was
+/// open gained nothing at 10 x 10 Hello calls.
+impl Busy for Arc<Activity> {
+    fn more_coming(&self) -> bool {
+        self.open.load(Ordering::Relaxed) > 1
+    }
 }
 
 /// One open call of a connection's [`Activity`]; the call ends when this is dropped.

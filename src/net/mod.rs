@@ -17,11 +17,14 @@
 //!
 //! - `accept`: [`Acceptor`], the accept loop, TLS handshakes, closing the listener.
 //! - `conn`: [`serve_connections`], HTTP settings, idle tracking.
+//! - `batch`: a busy connection's writes wait one scheduler turn, so replies that
+//!   finish together leave in one write.
 //!
 //! The rustls configuration the acceptor is given comes from [`crate::tls`];
 //! [`crate::server`] wires the two halves together.
 
 mod accept;
+mod batch;
 mod conn;
 
 pub use accept::Acceptor;
