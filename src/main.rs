@@ -14,7 +14,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     no_transparent_huge_pages();
     let args = Args::parse();
-    let (log_writer, dropped) = logging::init(args.log_format);
+    let (log_writer, dropped) = match logging::init(args.log_format) {
+        Ok(log) => log,
+        Err(err) => {
+            eprintln!("basic-service: cannot start the log writer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -31,9 +37,9 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     };
-    if dropped.dropped_lines() > 0 {
+    if dropped.lines() > 0 {
         tracing::warn!(
-            lines = dropped.dropped_lines(),
+            lines = dropped.lines(),
             "log lines dropped: stdout could not keep up"
         );
     }

@@ -1,8 +1,8 @@
 //! How the binary logs: `tracing` events to stdout, as text lines or JSON.
 //!
-//! Lines are formatted on the calling thread and written by a dedicated thread
-//! (tracing-appender's non-blocking writer, bounded, lossy, counting what it drops), so
-//! a call never waits on a `write` to stdout. The access log writes one line per call,
+//! Lines are formatted on the calling thread and written by a thread of their own
+//! ([`writer`]: bounded, lossy, counting what it drops, batching its writes and never
+//! woken per line), so a call never waits on a `write` to stdout. The access log writes one line per call,
 //! so the text format is written here ([`TextLine`]) rather than by tracing-subscriber's
 //! general one: the same layout (`<time> <LEVEL> <target>: <message> <field>=<value>
 //! ...`), without colours (off a terminal tracing-subscriber writes none either), with
@@ -18,7 +18,6 @@ use std::{
 };
 
 use tracing::{Event, Subscriber, field::Field};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter,
     field::Visit,
@@ -28,6 +27,10 @@ use tracing_subscriber::{
 
 use crate::LogFormat;
 
+mod writer;
+
+pub use writer::{Dropped, Guard};
+
 /// Lines the log writer may hold while stdout is slow; beyond, new lines are dropped
 /// (and counted) rather than making calls wait.
 const LOG_BUFFER_LINES: usize = 64 * 1024;
@@ -35,13 +38,9 @@ const LOG_BUFFER_LINES: usize = 64 * 1024;
 /// Logs to stdout; `RUST_LOG` filters (default `info`). Panics are logged too: the
 /// panic hook is the one place they are (the tracking layer answers a panicking call
 /// INTERNAL without logging it again). Returns the writer's guard (dropping it flushes)
-/// and its count of dropped lines.
-pub fn init(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .lossy(true)
-        .finish(stdout_batched());
-    let dropped = writer.error_counter();
+/// and its count of dropped lines; fails if the writer thread cannot be started.
+pub fn init(format: LogFormat) -> std::io::Result<(Guard, Dropped)> {
+    let (writer, guard, dropped) = writer::spawn(stdout_batched(), LOG_BUFFER_LINES)?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -53,13 +52,13 @@ pub fn init(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     std::panic::set_hook(Box::new(|info| tracing::error!(%info, "panic")));
-    (guard, dropped)
+    Ok((guard, dropped))
 }
 
 /// Stdout for the writer thread: a duplicate of fd 1 behind a buffer, so the lines
-/// that wait together go out in one `write` (the thread flushes whenever it has no
-/// more lines). `std::io::stdout()` is line-buffered: one `write` per line. Falls back
-/// to it if fd 1 cannot be duplicated.
+/// that wait together go out in one `write` (the thread flushes after each batch).
+/// `std::io::stdout()` is line-buffered: one `write` per line. Falls back to it if fd 1
+/// cannot be duplicated.
 fn stdout_batched() -> Box<dyn std::io::Write + Send> {
     use std::os::fd::AsFd;
     match std::io::stdout().as_fd().try_clone_to_owned() {
