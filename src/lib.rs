@@ -37,7 +37,7 @@
 //! - [`simulator`]: the simulated service calls behind Background.
 //! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
 //! - [`config`] and [`error`]: validated settings and start-up errors; [`logging`]: how
-//!   the binary logs (a non-blocking writer, a cheap text line format).
+//!   the binary logs (a writer thread that batches, a cheap text line format).
 //! - [`client`] and [`status`]: what the examples share (connecting, printing statuses).
 //!
 //! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
