@@ -412,6 +412,18 @@ mod tests {
         assert_eq!(idle.await.unwrap(), 4 * T + T);
     }
 
+    #[test]
+    fn writes_wait_for_company_only_while_two_or_more_calls_are_open() {
+        let activity = Arc::new(Activity::default());
+        assert!(!activity.more_coming(), "no call open");
+        activity.begin();
+        assert!(!activity.more_coming(), "a lone call never waits");
+        activity.begin();
+        assert!(activity.more_coming());
+        activity.end();
+        assert!(!activity.more_coming());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn no_timeout_never_idle() {
         let activity = Arc::new(Activity::default());

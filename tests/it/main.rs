@@ -14,6 +14,7 @@ mod keepalive;
 mod layers;
 mod limits;
 mod metrics;
+mod multiplex;
 mod raw;
 mod reflection;
 mod scale;
