@@ -1,14 +1,15 @@
 //! How the binary logs: `tracing` events to stdout, as text lines or JSON.
 //!
 //! Lines are formatted on the calling thread and written by a thread of their own
-//! ([`writer`]: bounded, lossy, counting what it drops, batching its writes and never
-//! woken per line), so a call never waits on a `write` to stdout. The access log writes one line per call,
-//! so the text format is written here ([`TextLine`]) rather than by tracing-subscriber's
-//! general one: the same layout (`<time> <LEVEL> <target>: <message> <field>=<value>
-//! ...`), without colours (off a terminal tracing-subscriber writes none either), with
-//! the time's date and clock formatted once per second, strings written as they are and
-//! integers without the `fmt` machinery. Events inside spans (none on the request path)
-//! keep tracing-subscriber's format. JSON lines are tracing-subscriber's.
+//! (`writer.rs`: bounded, lossy, counting what it drops, batching its writes and never
+//! woken per line), so a call never waits on a `write` to stdout. The access log writes
+//! one line per call, so the text format is written here ([`TextLine`]) rather than by
+//! tracing-subscriber's general one: the same layout (`<time> <LEVEL> <target>:
+//! <message> <field>=<value> ...`), without colours (off a terminal tracing-subscriber
+//! writes none either), with the time's date and clock formatted once per second,
+//! strings written as they are and integers without the `fmt` machinery. Events inside
+//! spans (none on the request path) keep tracing-subscriber's format. JSON lines are
+//! tracing-subscriber's.
 
 use std::{
     cell::RefCell,

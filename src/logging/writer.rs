@@ -38,7 +38,7 @@ pub struct LogWriter {
     thread: Thread,
 }
 
-/// Flushes the queue when dropped (waiting at most [`FLUSH_TIMEOUT`]).
+/// Flushes the queue when dropped (waiting at most a second).
 pub struct Guard {
     shared: Arc<Shared>,
     thread: Thread,
