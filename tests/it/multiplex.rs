@@ -3,19 +3,17 @@
 //! (`src/net/batch.rs`): every call must still get its own replies, whole and in
 //! order, with its own trailers.
 
-use basic_service::cloudevent::{proto_data, unpack};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use pilota::pb::Message;
 use tokio::net::TcpStream;
-use volo_gen::basic::service::v1::{HelloRequest, HelloResponse, HelloResponseEvent, TalkResponse};
+use volo_gen::basic::service::v1::HelloRequest;
 
 use crate::{
     common::{exchange, open_talk, say, start, test_config, within},
-    wire::{WebBody, frame, post},
+    wire::{WebBody, answers, frame, greeting, post},
 };
 
 /// Sends `req` on the shared connection; gives the reply messages and `grpc-status`.
@@ -31,15 +29,6 @@ async fn call(
         .and_then(|t| t.get("grpc-status"))
         .map(|v| v.to_str().unwrap().to_owned());
     (WebBody::parse(body.to_bytes()).messages, status)
-}
-
-fn greeting(message: &Bytes) -> String {
-    let reply = HelloResponse::decode(message.clone()).unwrap();
-    let event = reply.cloud_event.unwrap();
-    unpack::<HelloResponseEvent>(proto_data(&event).unwrap())
-        .unwrap()
-        .greeting
-        .to_string()
 }
 
 #[tokio::test]
@@ -83,12 +72,8 @@ async fn concurrent_calls_on_one_connection_each_get_their_own_replies() {
     for talk in talks {
         let (messages, status) = within(talk).await.unwrap();
         assert_eq!(status.as_deref(), Some("0"));
-        let answers: Vec<_> = messages
-            .iter()
-            .map(|m| TalkResponse::decode(m.clone()).unwrap().answer.to_string())
-            .collect();
         assert_eq!(
-            answers,
+            answers(&messages),
             [
                 "In what way?",
                 "Can you think of a specific example?",

@@ -15,13 +15,13 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use pilota::pb::Message;
 use volo_gen::basic::service::v1::{
-    BackgroundRequest, BackgroundResponse, BackgroundResponseEvent, HelloRequest, HelloResponse,
-    HelloResponseEvent, State, TalkRequest, TalkResponse,
+    BackgroundRequest, BackgroundResponse, BackgroundResponseEvent, HelloRequest, State,
+    TalkRequest,
 };
 
 use crate::{
     common::{slow_workers, start, test_config, within},
-    wire::{self, WebBody, frame, grpc_web, h1, h2c, post},
+    wire::{self, WebBody, answers, frame, greeting, grpc_web, h1, h2c, post},
 };
 
 const HELLO: &str = "/basic.v1.BasicService/Hello";
@@ -30,15 +30,6 @@ fn hello(name: &str) -> Vec<u8> {
     frame(&HelloRequest {
         message: name.to_owned(),
     })
-}
-
-fn greeting(message: &Bytes) -> String {
-    let reply = HelloResponse::decode(message.clone()).unwrap();
-    let event = reply.cloud_event.unwrap();
-    unpack::<HelloResponseEvent>(proto_data(&event).unwrap())
-        .unwrap()
-        .greeting
-        .to_string()
 }
 
 fn get(path: &str) -> Request<Full<Bytes>> {
@@ -181,14 +172,9 @@ async fn grpc_web_talk_answers_each_message_of_one_request_body() {
     .await;
     let body = WebBody::parse(resp.body().clone());
     assert_eq!(body.status(), Some("0"));
-    let answers: Vec<_> = body
-        .messages
-        .iter()
-        .map(|m| TalkResponse::decode(m.clone()).unwrap().answer.to_string())
-        .collect();
     // Nothing after the farewell: the conversation ended there.
     assert_eq!(
-        answers,
+        answers(&body.messages),
         [
             "In what way?",
             "Can you think of a specific example?",

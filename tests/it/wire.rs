@@ -3,12 +3,15 @@
 
 use std::net::SocketAddr;
 
+use basic_service::cloudevent::{proto_data, unpack};
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pilota::pb::{EncodeLengthContext, Message};
 use tokio::net::TcpStream;
+use volo_gen::basic::service::v1::{HelloResponse, HelloResponseEvent, TalkResponse};
 
 /// One length-prefixed gRPC message.
 pub fn frame(message: &impl Message) -> Vec<u8> {
@@ -17,6 +20,24 @@ pub fn frame(message: &impl Message) -> Vec<u8> {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(&bytes);
     out
+}
+
+/// The greeting in an encoded Hello reply.
+pub fn greeting(message: &Bytes) -> String {
+    let reply = HelloResponse::decode(message.clone()).unwrap();
+    let event = reply.cloud_event.unwrap();
+    unpack::<HelloResponseEvent>(proto_data(&event).unwrap())
+        .unwrap()
+        .greeting
+        .to_string()
+}
+
+/// The answers in encoded Talk replies.
+pub fn answers(messages: &[Bytes]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| TalkResponse::decode(m.clone()).unwrap().answer.to_string())
+        .collect()
 }
 
 /// A gRPC-Web response body taken apart: its messages, and the trailers frame.
