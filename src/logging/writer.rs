@@ -95,21 +95,22 @@ pub fn spawn(
 fn run(queue: &Receiver<Vec<u8>>, shared: &Shared, mut out: impl Write) {
     loop {
         let closing = shared.closing.load(Ordering::Acquire);
-        let mut wrote = false;
+        let (mut batch, mut failed) = (0, false);
         while let Ok(line) = queue.try_recv() {
-            if out.write_all(&line).is_err() {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            wrote = true;
+            failed |= out.write_all(&line).is_err();
+            batch += 1;
         }
-        if out.flush().is_err() {
-            // The lines are gone; they were counted if their write failed.
+        // `out` is buffered: a failed write may lose any line of the batch, so a failed
+        // batch counts as dropped, whole.
+        failed |= out.flush().is_err();
+        if failed {
+            shared.dropped.fetch_add(batch, Ordering::Relaxed);
         }
         shared.nudged.store(false, Ordering::Relaxed);
         if closing {
             return;
         }
-        if wrote {
+        if batch > 0 {
             thread::park_timeout(INTERVAL);
             continue;
         }
@@ -274,6 +275,29 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// Stdout closed under the writer: every write fails.
+    struct Broken;
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_that_cannot_be_written_are_counted_as_dropped() {
+        let (writer, guard, dropped) = spawn(Broken, 16).unwrap();
+        for i in 0..5 {
+            line(&writer, &format!("{i}\n"));
+        }
+        drop(guard);
+        assert_eq!(dropped.lines(), 5);
     }
 
     #[test]
