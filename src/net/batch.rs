@@ -48,9 +48,7 @@ impl<IO, B: Busy> Batched<IO, B> {
             deferred: false,
         }
     }
-}
 
-impl<IO, B: Busy> Batched<IO, B> {
     /// Whether to turn this write away (once) so that more can join it.
     fn defer(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         let this = self.project();
@@ -190,17 +188,29 @@ mod tests {
         assert_eq!(io.io, b"ababab");
     }
 
-    #[tokio::test]
-    async fn waiting_writes_complete_under_a_runtime() {
+    /// The clock is paused: it moves only when every task waits, so a write that waited
+    /// without waking its task would show as time passed (up to the timeout's 10 s).
+    #[tokio::test(start_paused = true)]
+    async fn waiting_writes_complete_under_a_runtime_without_waiting_for_time() {
         let busy = Flag::default();
         busy.0.store(true, Ordering::Relaxed);
         let mut io = Batched::new(Vec::new(), busy);
-        io.write_all(b"hello").await.unwrap();
+        let start = tokio::time::Instant::now();
+        let limit = std::time::Duration::from_secs(10);
+        let wrote = tokio::time::timeout(limit, io.write_all(b"hello")).await;
+        wrote.unwrap().unwrap();
         let bufs = [io::IoSlice::new(b", "), io::IoSlice::new(b"world")];
         let mut pinned = Pin::new(&mut io);
-        let n = poll_fn(|cx| pinned.as_mut().poll_write_vectored(cx, &bufs))
+        let vectored = poll_fn(|cx| pinned.as_mut().poll_write_vectored(cx, &bufs));
+        let n = tokio::time::timeout(limit, vectored)
             .await
+            .unwrap()
             .unwrap();
+        assert_eq!(
+            start.elapsed(),
+            std::time::Duration::ZERO,
+            "a write waited for time"
+        );
         assert!(n > 0);
         assert!(io.io.starts_with(b"hello, "), "{:?}", io.io);
     }
