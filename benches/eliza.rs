@@ -10,10 +10,10 @@ use basic_service::eliza::{Eliza, Script};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// The sample conversation from Weizenbaum's paper: user line, tab, reply.
-const CONVERSATION: &str = include_str!("../src/eliza/testdata/cacm-1966-conversation.tsv");
+const CONVERSATION: &str = include_str!("../src/service/eliza/testdata/cacm-1966-conversation.tsv");
 
 /// The DOCTOR script text, as `Script::doctor` embeds it.
-const DOCTOR: &str = include_str!("../src/eliza/doctor.script");
+const DOCTOR: &str = include_str!("../src/service/eliza/doctor.script");
 
 /// The user's side of the sample conversation: 15 typical lines.
 fn user_lines() -> Vec<&'static str> {

@@ -219,8 +219,8 @@ pub fn describe(status: &volo_grpc::Status) -> String {
 
 /// Builds a client; it connects lazily, on the first call.
 pub fn connect(options: &ClientOptions) -> Result<BasicServiceClient, ClientError> {
-    let mut builder =
-        BasicServiceClientBuilder::new("basic.v1.BasicService").rpc_timeout(options.timeout);
+    let mut builder = BasicServiceClientBuilder::new(volo_gen::basic::v1::BASIC_SERVICE_RPCS.name)
+        .rpc_timeout(options.timeout);
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(ClientTlsConfig::new(
             tls.server_name.clone(),

@@ -11,11 +11,8 @@ use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
-use crate::simulator::SimConfig;
-pub use crate::{
-    net::Http2Settings,
-    web::cors::{AllowedOrigins, BadOrigin},
-};
+pub use crate::front::{AllowedOrigins, BadOrigin};
+use crate::service::SimConfig;
 
 /// The address the server listens on when none is given (and where clients connect).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
@@ -64,12 +61,12 @@ pub mod defaults {
     /// `--shutdown-grace-secs`.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-    /// `--sim-delay-min-ms`.
-    pub const SIM_DELAY_MIN: Duration = Duration::from_millis(1000);
+    /// `--sim-delay-min-ms` (the simulator's own default).
+    pub const SIM_DELAY_MIN: Duration = super::SimConfig::DELAY_MIN;
     /// `--sim-delay-max-ms`.
-    pub const SIM_DELAY_MAX: Duration = Duration::from_millis(3000);
+    pub const SIM_DELAY_MAX: Duration = super::SimConfig::DELAY_MAX;
     /// `--sim-failure-rate`.
-    pub const SIM_FAILURE_RATE: f64 = 0.0;
+    pub const SIM_FAILURE_RATE: f64 = super::SimConfig::FAILURE_RATE;
 }
 
 /// Command-line flags of the server binary.
@@ -381,6 +378,26 @@ impl Default for Limits {
 
 /// Here rather than beside the type (in `net`), so that every default lives in this
 /// module.
+/// HTTP/2 settings of every connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Http2Settings {
+    /// Streams (calls) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Ping interval; `None` sends no pings.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is dropped.
+    pub keepalive_timeout: Duration,
+    /// A connection with no call open for this long is closed (GOAWAY); `None`: never.
+    /// (Checked in steps of this length, so closing takes up to twice as long.)
+    pub idle_timeout: Option<Duration>,
+    /// Time a connection gets to complete its TLS handshake (when TLS is on) and to send
+    /// the HTTP/2 preface; also how long a connection told to go away for being idle may
+    /// take to close before it is dropped.
+    pub handshake_timeout: Duration,
+    /// Largest request header block, in bytes (advertised in SETTINGS, enforced by h2).
+    pub max_header_list_bytes: u32,
+}
+
 impl Default for Http2Settings {
     fn default() -> Self {
         Self {

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::{config::ConfigError, eliza::ScriptError, reflection::ReflectionError};
+pub use crate::ops::reflection::ReflectionError;
+use crate::{config::ConfigError, eliza::ScriptError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -1,74 +1,50 @@
-//! `basic.v1.BasicService` on CloudWeGo volo-grpc: Hello (unary), Talk (bidirectional
-//! stream, ELIZA) and Background (server stream of simulated calls), each reply a
-//! CloudEvent where the contract says so.
+//! `basic.v1.BasicService` on CloudWeGo volo: Hello (unary), Talk (bidirectional stream,
+//! ELIZA) and Background (server stream of simulated calls), each reply a CloudEvent
+//! where the contract says so.
 //!
 //! # Layout
 //!
-//! The public surface is what the binary, the examples and the tests use: the server
-//! ([`BasicServer`], [`Config`]), the generated service's handler ([`handlers`]), the
-//! plain modules ([`eliza`], [`simulator`], [`cloudevent`]), and the client helpers
-//! ([`client`], [`tls`], [`status`]). The rest is internal:
+//! A request goes through four parts, each a folder:
 //!
-//! - `server`: assembles the layers and services ([`BasicServer`]) and serves them on
-//!   connections from `net`; the binary and the integration tests both start the server
-//!   through it.
-//! - `shutdown`: the phases of a graceful shutdown, in one place.
-//! - [`handlers`]: thin implementations of the generated `BasicService` trait.
-//! - `layers`: middleware around every call. `track` (request id, deadline, access log,
-//!   metrics, panics, the end of streams at shutdown; one response wrapper), `admit`
-//!   (auth, load shedding), and `message_size` on the HTTP body.
-//! - `call` and `route`: what the layers share about a call, and the route table.
-//! - `dispatch`: from an HTTP request to the layer stack (replaces volo's `MetaService`);
-//!   `router`: from the layer stack to the service of the call's route (replaces volo's
-//!   `Router`).
-//! - `net`: accepting connections (TLS handshakes off the accept path, accept retry, a
-//!   connection cap) and serving HTTP/2 and HTTP/1.1 on them (preface deadline, idle
-//!   timeout); `coalesce` joins ready response messages into one DATA frame.
-//! - `codec`: request bodies to handler calls and replies to response bodies for
-//!   `BasicService` (its own unary decoding and reply encoding; volo-grpc's `RecvStream`
-//!   for Talk and its encoder for compressed replies).
-//! - `web`: the HTTP front: gRPC-Web (tonic-web), CORS, the web page at `/`, and HTTP 415
-//!   for requests that are not gRPC.
-//! - `health`: `grpc.health.v1.Health`. `prometheus`: the `/metrics` endpoint.
-//! - `reflection`: gRPC server reflection (v1 and v1alpha) from the generated
-//!   descriptors, so grpcurl and similar tools work without the `.proto` files.
-//! - [`tls`]: rustls configuration from PEM files, for the server and the client.
-//! - [`eliza`]: the 1966 DOCTOR program, a plain synchronous engine.
-//! - [`simulator`]: the simulated service calls behind Background.
-//! - [`cloudevent`]: CloudEvent envelopes and the `Any`/`Timestamp` helpers.
-//! - [`config`] and [`error`]: validated settings and start-up errors; [`logging`]: how
-//!   the binary logs (a writer thread that batches, a cheap text line format).
-//! - [`client`] and [`status`]: what the examples share (connecting, printing statuses).
+//! - `front`: the connection front. Accepting connections (TLS handshakes off the accept
+//!   path, a connection cap), serving HTTP/2 and HTTP/1.1 on them (preface deadline,
+//!   idle timeout, write batching), and sorting each request: a gRPC call, gRPC-Web
+//!   (tonic-web, CORS), the web page, or HTTP 415.
+//! - `call`: the call pipeline. Resolves a call once (route, peer, deadline, request id),
+//!   admits it (auth, load shedding), reads its request body under the limits, runs its
+//!   handler through the code generated from `idl/`, and records its end once (metrics,
+//!   access log). Also the wire constants and the statuses the server ends calls with.
+//! - [`service`](crate::BasicHandler): the service itself. The `BasicService` handler
+//!   (thin: one file per RPC), and the plain modules it calls: [`eliza`] (the 1966
+//!   DOCTOR program), [`simulator`] (the simulated calls behind Background) and
+//!   [`cloudevent`] (envelopes and the `Any`/`Timestamp` helpers).
+//! - `ops`: what operators use. Health, server reflection, Prometheus metrics, the
+//!   access log, logging ([`logging`]) and the phases of a graceful shutdown.
 //!
-//! Message types and stubs come from the `volo-gen` crate, generated from `idl/`.
+//! `server` binds each generated service to its handler and starts the parts
+//! ([`BasicServer`]); the binary and the integration tests both start the server through
+//! it. [`config`] and [`error`] hold the validated settings and start-up errors; [`tls`]
+//! the rustls configuration; [`client`] and [`status`] what the examples share.
+//!
+//! Message types, service traits and the per-RPC tables (names, paths, stream shapes)
+//! come from the `volo-gen` crate, generated from `idl/`: no RPC is named by hand here.
 
-pub(crate) mod call;
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
+mod call;
 pub mod client;
-pub mod cloudevent;
-pub(crate) mod coalesce;
-pub(crate) mod codec;
 pub mod config;
-pub(crate) mod dispatch;
-pub mod eliza;
 pub mod error;
-pub mod handlers;
-pub(crate) mod health;
-pub(crate) mod layers;
-pub mod logging;
-pub(crate) mod net;
-pub(crate) mod prometheus;
-pub(crate) mod reflection;
-pub(crate) mod route;
-pub(crate) mod router;
-pub(crate) mod server;
-pub(crate) mod shutdown;
-pub mod simulator;
-pub mod status;
+mod front;
+mod ops;
+mod server;
+mod service;
 pub mod tls;
-pub(crate) mod web;
 
+pub use call::status;
 pub use config::{Args, Config, LogFormat};
 pub use error::ServerError;
-pub use handlers::BasicHandler;
+pub use ops::logging;
 pub use server::BasicServer;
-pub use simulator::Simulator;
+pub use service::{BasicHandler, ReplyStream, Simulator, cloudevent, eliza, simulator};

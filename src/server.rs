@@ -1,13 +1,14 @@
-//! Builds and runs the server: layers, services, and graceful shutdown.
+//! Builds and runs the server: the handlers, the call pipeline, the connection front,
+//! and graceful shutdown.
 //!
 //! [`BasicServer::serve`] takes an already bound listener and a shutdown future, like
 //! mini-redis's `server::run`: the binary passes SIGINT/SIGTERM, tests pass a oneshot.
-//! It assembles volo-grpc's router and our layers itself and runs them on connections
-//! from [`crate::net`] through [`crate::dispatch`], rather than through volo's `Server`,
-//! whose accept loop has no idle timeout, blocks on TLS handshakes and cannot bound
-//! shutdown.
+//! It binds each service generated from `idl/` to its handler ([`Services`]), puts the
+//! call pipeline ([`crate::call`]) behind the connection front ([`crate::front`]), and
+//! serves connections itself rather than through volo's `Server`, whose accept loop has
+//! no idle timeout, blocks on TLS handshakes and cannot bound shutdown.
 //!
-//! Shutdown, when the future completes, goes through the phases of [`crate::shutdown`]:
+//! Shutdown, when the future completes, goes through the phases of [`crate::ops::shutdown`]:
 //! drain, stop accepting, GOAWAY and a grace period for open calls, then UNAVAILABLE for
 //! the streams still open. volo's own graceful shutdown would wait forever on a stream
 //! that never ends.
@@ -18,33 +19,26 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use volo_gen::{
-    basic::v1::BasicService,
+    basic::v1::{BASIC_SERVICE_RPCS, BasicService, serve_basic_service},
     grpc::{
-        health::v1::HealthServer,
+        health::v1::{HEALTH_RPCS, serve_health},
         reflection::{v1, v1alpha},
     },
 };
-use volo_grpc::{
-    codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
-    server::ServiceBuilder,
-};
+use volo_grpc::{Response, Status, body::BoxBody};
 
 use crate::{
-    codec::BasicCodec,
+    call::{Admission, Handlers, Incoming, Pipeline, Route, Waits, status},
     config::Config,
-    dispatch::Dispatch,
-    eliza::Script,
     error::ServerError,
-    handlers::BasicHandler,
-    health::HealthReporter,
-    layers::{AdmitLayer, MessageSizeLayer, TrackLayer, message_size::Timeouts},
-    net::{Acceptor, serve_connections},
-    reflection::Reflection,
-    router::Services,
-    shutdown::{Shutdown, StreamsEnd},
-    simulator::Simulator,
+    front::{Acceptor, Front, serve_connections},
+    ops::{
+        health::{HealthHandler, HealthReporter},
+        reflection::Reflection,
+        shutdown::{Shutdown, StreamsEnd},
+    },
+    service::{BasicHandler, Simulator, eliza::Script},
     tls::tls_config,
-    web::Front,
 };
 
 /// A configured server, ready to [`serve`](BasicServer::serve).
@@ -150,72 +144,42 @@ where
         let metrics = match self.metrics_listener {
             None => None,
             Some(listener) => {
-                let handle = crate::prometheus::install();
+                let handle = crate::ops::prometheus::install();
                 let local = listener.local_addr().map_err(ServerError::Listen)?;
                 tracing::info!(addr = %local, "Prometheus metrics on http://{local}/metrics");
                 let stop = CancellationToken::new();
                 let stopped = stop.clone();
-                tokio::spawn(crate::prometheus::serve(listener, handle, async move {
-                    stopped.cancelled().await
-                }));
+                tokio::spawn(crate::ops::prometheus::serve(
+                    listener,
+                    handle,
+                    async move { stopped.cancelled().await },
+                ));
                 Some(stop.drop_guard())
             }
         };
         let (health_reporter, health) = HealthReporter::new();
-        let compressions = || {
-            vec![
-                CompressionEncoding::Gzip(Some(GzipConfig::default())),
-                CompressionEncoding::Zstd(Some(ZstdConfig::default())),
-            ]
-        };
 
-        // Every service accepts what MessageSize decompresses, so an unknown
-        // `grpc-encoding` is UNIMPLEMENTED everywhere (not INTERNAL on some).
-        let router = Services {
-            basic: BasicCodec::new(self.service, compressions(), compressions()),
-            health: ServiceBuilder::new(HealthServer::new(health))
-                .accept_compressions(compressions())
-                .build(),
-            reflection_v1: ServiceBuilder::new(v1::ServerReflectionServer::new(
-                self.reflection.clone(),
-            ))
-            .accept_compressions(compressions())
-            .build(),
-            reflection_v1alpha: ServiceBuilder::new(v1alpha::ServerReflectionServer::new(
-                self.reflection,
-            ))
-            .accept_compressions(compressions())
-            .build(),
-        };
-        // A request passes the layers in this order:
-        // Front (HTTP: gRPC-Web, CORS, the page, 415) -> MessageSize (HTTP body)
-        //   -> Dispatch -> Track -> Admit -> Services (by route) -> decode -> handler.
-        // Tracking comes first so it sees every outcome, refusals included.
         let streams_end = StreamsEnd::default();
-        let layers = motore::builder::ServiceBuilder::new()
-            .layer(TrackLayer::new(streams_end.clone()))
-            .layer(AdmitLayer::new(
+        let pipeline = Pipeline {
+            handlers: Services {
+                basic: self.service,
+                health,
+                reflection: self.reflection,
+            },
+            admission: Admission::new(
                 config.access.auth_token.as_deref(),
                 config.limits.max_in_flight,
                 config.limits.max_in_flight_per_connection,
-            ))
-            .service(router);
-        // One stack for all connections; each connection gets a cheap handle to it.
-        let layers = Arc::new(layers);
-        let message_size = MessageSizeLayer::new(
-            config.limits.max_message_bytes,
-            Timeouts {
+            ),
+            max_message_bytes: config.limits.max_message_bytes,
+            waits: Waits {
                 request: config.limits.request_timeout,
                 stream_idle: config.limits.stream_idle_timeout,
             },
-        );
-        let front = Front::new((), &config.access.cors_allowed_origins);
-        let make_service = move |peer| {
-            front.wrap(tower::Layer::layer(
-                &message_size,
-                Dispatch::new(Arc::clone(&layers), peer),
-            ))
+            metrics: Arc::default(),
+            streams_end: streams_end.clone(),
         };
+        let front = Arc::new(Front::new(pipeline, &config.access.cors_allowed_origins));
 
         let stop_accepting = CancellationToken::new();
         let (incoming, accepting) = Acceptor::new(
@@ -231,7 +195,7 @@ where
         // handed over its last connection, and the grace period bounds that too.
         connections.spawn(serve_connections(
             incoming,
-            make_service,
+            front,
             config.http2,
             connections.clone(),
             go_away.clone(),
@@ -260,5 +224,37 @@ where
         drop(metrics);
         tracing::info!("server stopped");
         Ok(())
+    }
+}
+
+/// The handler of each service generated from `idl/`: the one place where a service
+/// meets its implementation. Each call goes to its service's generated `serve_*`
+/// function, which picks the RPC and its stream shape.
+struct Services<S> {
+    /// `basic.v1.BasicService`.
+    basic: S,
+    /// `grpc.health.v1.Health`.
+    health: HealthHandler,
+    /// `grpc.reflection.v1.ServerReflection` and `v1alpha`.
+    reflection: Reflection,
+}
+
+impl<S> Handlers for Services<S>
+where
+    S: BasicService + Send + Sync + 'static,
+{
+    async fn serve(&self, route: Route, calls: Incoming) -> Result<Response<BoxBody>, Status> {
+        let index = route.method.index;
+        if route.is_of(&BASIC_SERVICE_RPCS) {
+            serve_basic_service(&self.basic, index, calls).await
+        } else if route.is_of(&HEALTH_RPCS) {
+            serve_health(&self.health, index, calls).await
+        } else if route.is_of(&v1::SERVER_REFLECTION_RPCS) {
+            v1::serve_server_reflection(&self.reflection, index, calls).await
+        } else if route.is_of(&v1alpha::SERVER_REFLECTION_RPCS) {
+            v1alpha::serve_server_reflection(&self.reflection, index, calls).await
+        } else {
+            Err(status::unknown_method(route.path()))
+        }
     }
 }

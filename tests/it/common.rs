@@ -3,9 +3,8 @@
 use std::{fmt::Debug, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use basic_service::{
-    BasicHandler, BasicServer, Config, ServerError, Simulator,
+    BasicHandler, BasicServer, Config, ReplyStream, ServerError, Simulator,
     client::{BasicServiceClient, ClientOptions, connect},
-    handlers::ReplyStream,
     simulator::SimConfig,
 };
 use futures::{Stream, StreamExt};

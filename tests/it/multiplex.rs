@@ -1,6 +1,6 @@
 //! Many calls on one HTTP/2 connection. While two or more are open, the server's
 //! writes wait a scheduler turn so that replies finishing together share one `writev`
-//! (`src/net/batch.rs`): every call must still get its own replies, whole and in
+//! (`src/front/batch.rs`): every call must still get its own replies, whole and in
 //! order, with its own trailers.
 
 use bytes::Bytes;

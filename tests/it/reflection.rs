@@ -34,7 +34,7 @@ fn symbol(name: &str) -> ServerReflectionRequest {
 
 /// grpcurl sends `"*"`. An empty string would not reach the server from this client:
 /// pilota leaves empty strings out even inside a oneof (the server does decode it; see
-/// the unit test in `src/reflection/service.rs`).
+/// the unit test in `src/ops/reflection/service.rs`).
 fn list_services() -> ServerReflectionRequest {
     ServerReflectionRequest {
         list_services: Some("*".into()),

@@ -101,7 +101,7 @@ fn normalize(text: &str) -> String {
 
 #[tokio::test]
 async fn the_1966_conversation_over_one_stream_gives_the_1966_replies() {
-    let transcript = include_str!("../../src/eliza/testdata/cacm-1966-conversation.tsv");
+    let transcript = include_str!("../../src/service/eliza/testdata/cacm-1966-conversation.tsv");
     let pairs: Vec<(&str, &str)> = transcript
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -3,7 +3,7 @@
 
 The oracle (Anthony Hay's CC0 re-creation of the 1966 program, in
 ../shared/eliza/oracle/) is a tool beside the project, not part of it. This script
-makes conversations from the project's own DOCTOR script (src/eliza/doctor.script),
+makes conversations from the project's own DOCTOR script (src/service/eliza/doctor.script),
 asks the oracle for its replies through `replies.sh`, and writes them as test data
 (tests/data/eliza/oracle.tsv). `cargo test` (tests/it/eliza_oracle.rs) then checks
 the engine against the recorded replies without needing the oracle.
@@ -45,7 +45,7 @@ DATA = ROOT / "tests" / "data" / "eliza" / "oracle.tsv"
 ORACLE = Path(os.environ.get("ELIZA_ORACLE", ROOT.parent / "shared" / "eliza" / "oracle"))
 ORACLE_DIR = Path(os.environ.get("ORACLE_DIR", "/tmp/eliza-oracle"))
 
-# Words that would make a whole line a goodbye for the engine (see src/eliza/goodbye.rs).
+# Words that would make a whole line a goodbye for the engine (see src/service/eliza/goodbye.rs).
 GOODBYE_WORDS = {
     "bye", "goodbye", "byebye", "quit", "exit", "farewell", "see", "cya", "so", "long",
     "night", "goodnight", "take", "care", "ciao", "adieu", "ya",
@@ -125,7 +125,7 @@ UNICODE_CONTRACTIONS = ["I\u2019m", "don\u2019t", "can\u2019t", "you\u2019re",
                         "I\u2018m", "won\u2019t"]
 
 # ---------------------------------------------------------------------------
-# The DOCTOR script, read the way src/eliza/script.rs reads it.
+# The DOCTOR script, read the way src/service/eliza/script.rs reads it.
 # ---------------------------------------------------------------------------
 
 

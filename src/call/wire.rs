@@ -1,0 +1,143 @@
+//! gRPC wire constants, in one place: message framing, compression, content types and
+//! the metadata keys the pipeline reads or writes.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use volo_grpc::{
+    Status,
+    codec::compression::{CompressionEncoding, GzipConfig, ZstdConfig},
+};
+
+/// The length prefix of every gRPC message: 1 flag byte and a 4-byte big-endian length.
+pub(crate) const PREFIX: usize = 5;
+
+/// The prefix's flag of an uncompressed message.
+pub(crate) const UNCOMPRESSED: u8 = 0;
+/// The prefix's flag of a message compressed with the call's `grpc-encoding`.
+pub(crate) const COMPRESSED: u8 = 1;
+
+/// The flag and length of the message starting `bytes`, if its prefix is all there.
+pub(crate) fn prefix(bytes: &[u8]) -> Option<(u8, usize)> {
+    let prefix: &[u8; PREFIX] = bytes.get(..PREFIX)?.try_into().ok()?;
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+    Some((prefix[0], len as usize))
+}
+
+/// A message compression the server undoes (requests) and applies (replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Gzip,
+    Zstd,
+}
+
+impl Encoding {
+    /// Every one, in order of preference.
+    pub(crate) const ALL: [Encoding; 2] = [Encoding::Gzip, Encoding::Zstd];
+
+    /// The one a `grpc-encoding` value names, if we have it.
+    pub(crate) fn of(name: &[u8]) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name().as_bytes() == name)
+    }
+
+    /// Its name on the wire.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    /// The same, as volo-grpc's encoder knows it (compressed replies are volo-grpc's).
+    pub(crate) fn volo(self) -> CompressionEncoding {
+        match self {
+            Encoding::Gzip => CompressionEncoding::Gzip(Some(GzipConfig::default())),
+            Encoding::Zstd => CompressionEncoding::Zstd(Some(ZstdConfig::default())),
+        }
+    }
+}
+
+/// The compression of a request's messages (`grpc-encoding`), which the request body
+/// undoes: the header is removed, as the messages leave decompressed. An encoding the
+/// server does not have is UNIMPLEMENTED (volo-grpc's wording).
+pub(crate) fn request_encoding(headers: &mut HeaderMap) -> Result<Option<Encoding>, Status> {
+    let Some(value) = headers.get(&ENCODING) else {
+        return Ok(None);
+    };
+    if value.as_bytes() == b"identity" {
+        return Ok(None);
+    }
+    match Encoding::of(value.as_bytes()) {
+        Some(encoding) => {
+            headers.remove(&ENCODING);
+            Ok(Some(encoding))
+        }
+        None => Err(Status::unimplemented(format!(
+            "Content is compressed with `{}` which isn't supported",
+            String::from_utf8_lossy(value.as_bytes())
+        ))),
+    }
+}
+
+/// The compression of the replies: the first of the client's `grpc-accept-encoding`
+/// that the server has, if any.
+pub(crate) fn reply_encoding(headers: &HeaderMap) -> Option<Encoding> {
+    let value = headers.get(&ACCEPT_ENCODING)?.to_str().ok()?;
+    value
+        .split(',')
+        .find_map(|name| Encoding::of(name.trim().as_bytes()))
+}
+
+/// `grpc-accept-encoding`: what the server decompresses, sent on every gRPC response.
+pub(crate) const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+/// Its value: the names of [`Encoding::ALL`] (a test checks they agree).
+pub(crate) const ACCEPTED: HeaderValue = HeaderValue::from_static("gzip,zstd");
+
+/// `grpc-encoding`: the compression of a call's messages.
+pub(crate) const ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+/// `grpc-timeout`: the caller's deadline.
+pub(crate) const TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+/// `grpc-status`: a call's code, in trailers.
+pub(crate) const STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// `x-request-id`: the call's id, both ways.
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The content type of gRPC responses.
+pub(crate) const CONTENT_TYPE_GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
+
+/// Whether `content_type` is gRPC's (`application/grpc`, `+proto`, `;...`).
+pub(crate) fn is_grpc(content_type: &[u8]) -> bool {
+    content_type == b"application/grpc"
+        || content_type.starts_with(b"application/grpc+")
+        || content_type.starts_with(b"application/grpc;")
+}
+
+/// Whether `content_type` is gRPC-Web's (binary or base64 text, protobuf).
+pub(crate) fn is_grpc_web(content_type: &[u8]) -> bool {
+    matches!(
+        content_type,
+        b"application/grpc-web"
+            | b"application/grpc-web+proto"
+            | b"application/grpc-web-text"
+            | b"application/grpc-web-text+proto"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accepted_list_names_every_encoding() {
+        let names: Vec<_> = Encoding::ALL.iter().map(|e| e.name()).collect();
+        assert_eq!(ACCEPTED.to_str().unwrap(), names.join(","));
+        for encoding in Encoding::ALL {
+            assert_eq!(Encoding::of(encoding.name().as_bytes()), Some(encoding));
+        }
+        assert_eq!(Encoding::of(b"identity"), None);
+    }
+
+    #[test]
+    fn prefixes_are_read_when_whole() {
+        assert_eq!(prefix(&[0, 0, 0, 1, 2, 9]), Some((0, 258)));
+        assert_eq!(prefix(&[1, 0, 0, 0]), None);
+    }
+}
