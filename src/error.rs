@@ -1,7 +1,7 @@
 //! Errors of the library: starting and running the server.
 //!
 //! Per-call errors are `volo_grpc::Status` values chosen where the cause is known
-//! (handlers, layers); this module is for failures that stop the server.
+//! (handlers, the call pipeline); this module is for failures that stop the server.
 
 use std::path::PathBuf;
 

@@ -183,7 +183,8 @@ impl<H: Handlers> Pipeline<H> {
         Ok(async move {
             let outcome = match deadline {
                 None => serving.await,
-                Some(at) => tokio::time::timeout_at(at, serving)
+                // The timer is boxed, so that calls without a deadline carry none.
+                Some(at) => Box::pin(tokio::time::timeout_at(at, serving))
                     .await
                     .unwrap_or_else(|_| Ok(Err(status::deadline_exceeded()))),
             };

@@ -79,22 +79,33 @@ impl<H: Handlers> Front<H> {
     ) -> Response<BoxBody> {
         match Kind::of(&req) {
             Kind::Grpc => self.pipeline.call(req, conn).await,
-            Kind::GrpcWeb | Kind::Preflight => {
-                let pipeline = PipelineService {
-                    front: Arc::clone(self),
-                    conn,
-                };
-                let web = tower::Layer::layer(&self.cors, grpc_web::layer(pipeline));
-                // (The pipeline's response says `grpc-accept-encoding` already.)
-                match web.oneshot(req).await {
-                    Ok(resp) => {
-                        resp.map(|body| body.map_err(grpc_web::status_from_tonic).boxed_unsync())
-                    }
-                    Err(status) => status.to_http(),
-                }
-            }
+            // Boxed: the future every gRPC call waits on stays small (it is moved into
+            // the stream's task).
+            Kind::GrpcWeb | Kind::Preflight => self.web(req, conn).await,
             Kind::Other => other(&req),
         }
+    }
+
+    /// gRPC-Web and CORS preflights: tonic-web and CORS around the pipeline.
+    fn web(
+        self: &Arc<Self>,
+        req: Request<BoxBody>,
+        conn: ConnectionInfo,
+    ) -> BoxFuture<'static, Response<BoxBody>> {
+        let pipeline = PipelineService {
+            front: Arc::clone(self),
+            conn,
+        };
+        let web = tower::Layer::layer(&self.cors, grpc_web::layer(pipeline));
+        Box::pin(async move {
+            // (The pipeline's response says `grpc-accept-encoding` already.)
+            match web.oneshot(req).await {
+                Ok(resp) => {
+                    resp.map(|body| body.map_err(grpc_web::status_from_tonic).boxed_unsync())
+                }
+                Err(status) => status.to_http(),
+            }
+        })
     }
 }
 

@@ -11,8 +11,8 @@
 //!    finish), and each closes once its calls are done. This lasts at most the grace
 //!    period (`--shutdown-grace-secs`).
 //! 4. **End streams**: streams still open get UNAVAILABLE trailers ([`StreamsEnd`],
-//!    watched by the tracking layer, so handlers carry no shutdown code), and are given
-//!    [`FINAL_FLUSH`] to write them. Then `serve` returns, whatever is left.
+//!    watched by the call pipeline's response wrapper, so handlers carry no shutdown
+//!    code), and are given [`FINAL_FLUSH`] to write them. Then `serve` returns, whatever is left.
 
 use std::{
     sync::{
@@ -36,7 +36,7 @@ pub(crate) const FINAL_FLUSH: Duration = Duration::from_secs(1);
 /// The signal that ends open streams (phase 4). Cheap to clone and to check.
 ///
 /// Checking is one atomic load (a `CancellationToken` takes a lock even to be read),
-/// so the tracking layer can look at every poll of every response body; a body that
+/// so the call pipeline can look at every poll of every response body; a body that
 /// waits registers to be woken once, the first time it waits.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StreamsEnd(Arc<Signal>);

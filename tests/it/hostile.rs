@@ -391,6 +391,44 @@ async fn connections_that_never_send_the_preface_are_closed() {
 }
 
 #[tokio::test]
+async fn a_broken_preface_after_its_first_line_is_an_http2_connection_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = start(test_config()).await;
+    let mut tcp = raw::tcp(server.addr).await;
+    // The preface's first line, then not the rest of it (RFC 9113 §3.4).
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+        .await
+        .expect("a broken preface");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    assert!(
+        !answer.starts_with(b"HTTP/1"),
+        "answered as HTTP/1.1: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The frames sent: a GOAWAY (type 7) whose error code is PROTOCOL_ERROR (1).
+    let mut rest = &answer[..];
+    let mut goaway = None;
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        let payload = &rest[9..(9 + len).min(rest.len())];
+        if rest[3] == 7 && payload.len() >= 8 {
+            goaway = Some(u32::from_be_bytes([
+                payload[4], payload[5], payload[6], payload[7],
+            ]));
+        }
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    assert_eq!(goaway, Some(1), "frames: {answer:?}");
+    assert_serving(&raw::connect(server.addr).await).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_for_a_free_place() {
     let mut config = test_config();
     config.limits.max_connections = 2;

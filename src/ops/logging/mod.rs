@@ -37,7 +37,7 @@ pub use writer::{Dropped, Guard};
 const LOG_BUFFER_LINES: usize = 64 * 1024;
 
 /// Logs to stdout; `RUST_LOG` filters (default `info`). Panics are logged too: the
-/// panic hook is the one place they are (the tracking layer answers a panicking call
+/// panic hook is the one place they are (the call pipeline answers a panicking call
 /// INTERNAL without logging it again). Returns the writer's guard (dropping it flushes)
 /// and its count of dropped lines; fails if the writer thread cannot be started.
 pub fn init(format: LogFormat) -> std::io::Result<(Guard, Dropped)> {
@@ -183,30 +183,11 @@ fn write_time(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
 
 /// `YYYY-MM-DDTHH:MM:SS` of `secs` since the Unix epoch, in UTC (proleptic Gregorian).
 fn write_date_time(out: &mut String, secs: u64) -> fmt::Result {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// The calendar date of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let time = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .ok_or(fmt::Error)?;
+    write!(out, "{}", time.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 #[cfg(test)]
