@@ -139,6 +139,14 @@ fn rpc_table(
         .collect::<Vec<_>>()
         .join(".");
     let full = format!("{package}.{}", service.name);
+    // The descriptor of the service's `.proto` file, as pilota names its getter.
+    let descriptor = format!(
+        "file_descriptor_{}",
+        cx.file_name(node.file_id)
+            .expect("a service's file has a name")
+            .replace('.', "_")
+            .to_lowercase()
+    );
     let rust = cx.rust_name(def_id).to_string();
     let snake = snake(&rust);
     let table = format!("{}_RPCS", snake.to_ascii_uppercase());
@@ -183,6 +191,7 @@ fn rpc_table(
 /// The RPCs of `{full}`, as its `.proto` declares them.
 pub static {table}: crate::rpc::Service = crate::rpc::Service {{
     name: {full:?},
+    file_descriptor: {descriptor},
     methods: &[
 {methods}    ],
 }};

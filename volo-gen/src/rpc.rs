@@ -20,12 +20,22 @@ use pilota::pb::Message;
 use volo_grpc::{BoxStream, RecvStream, Request, Response, Status};
 
 /// One service of `idl/` and its RPCs.
-#[derive(Debug)]
 pub struct Service {
     /// The fully-qualified name, e.g. `basic.v1.BasicService`.
     pub name: &'static str,
+    /// The descriptor of the `.proto` file that declares it (its imports attached).
+    pub file_descriptor: fn() -> &'static pilota::pb::reflect::FileDescriptor,
     /// Its RPCs, in the order of the `.proto` (a method's `index` is its place here).
     pub methods: &'static [Method],
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("methods", &self.methods)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One RPC, as the `.proto` declares it.

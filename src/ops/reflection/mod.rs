@@ -13,7 +13,6 @@ mod service;
 use std::sync::Arc;
 
 use pilota::{Bytes, FastStr, pb::reflect::FileDescriptor};
-use volo_gen::{basic::v1::file_descriptor_basic, grpc};
 use volo_grpc::Code;
 
 use index::{Index, SymbolKind};
@@ -60,14 +59,13 @@ struct Inner {
     services: Vec<FastStr>,
 }
 
-/// The root descriptors of this server's `.proto` files; their imports come with them.
-fn generated_files() -> [&'static FileDescriptor; 4] {
-    [
-        file_descriptor_basic(),
-        grpc::health::v1::file_descriptor_health(),
-        grpc::reflection::v1::file_descriptor_reflection(),
-        grpc::reflection::v1alpha::file_descriptor_reflection(),
-    ]
+/// The root descriptors of this server's `.proto` files, one per service (their
+/// imports come with them).
+fn generated_files() -> Vec<&'static FileDescriptor> {
+    volo_gen::SERVICES
+        .iter()
+        .map(|service| (service.file_descriptor)())
+        .collect()
 }
 
 impl Reflection {
