@@ -61,6 +61,7 @@ fn main() {
         .expect("volo-build code generation failed");
 
     let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    keep_pilota_proto_old(Path::new(&out_dir));
     let mut services = services.lock().expect("the plugin has finished").clone();
     services.sort();
     let services = services
@@ -83,6 +84,21 @@ fn main() {
              [(pilota.rust_type) = \"string\"] to each in idl/): {}",
             unchecked.join(", ")
         );
+    }
+}
+
+/// volo-build copies pilota's option file into `OUT_DIR` on every run and tells cargo
+/// to watch the copy, which is then always newer than the run: every build would run
+/// this script again and recompile everything that depends on this crate. The copy is
+/// given the time of the file it copies (`idl/pilota.proto`, which cargo watches too),
+/// so a build with nothing changed does nothing.
+fn keep_pilota_proto_old(out_dir: &Path) {
+    let copy = out_dir.join("pilota_proto").join("pilota.proto");
+    let Ok(source) = fs::metadata("../idl/pilota.proto").and_then(|m| m.modified()) else {
+        return;
+    };
+    if let Ok(file) = fs::File::options().write(true).open(&copy) {
+        let _ = file.set_modified(source);
     }
 }
 
