@@ -14,7 +14,7 @@
 //!   admits it (auth, load shedding), reads its request body under the limits, runs its
 //!   handler through the code generated from `idl/`, and records its end once (metrics,
 //!   access log). Also the wire constants and the statuses the server ends calls with.
-//! - [`service`](crate::BasicHandler): the service itself. The `BasicService` handler
+//! - `service`: the service itself. The `BasicService` handler ([`BasicHandler`])
 //!   (thin: one file per RPC), and the plain modules it calls: [`eliza`] (the 1966
 //!   DOCTOR program), [`simulator`] (the simulated calls behind Background) and
 //!   [`cloudevent`] (envelopes and the `Any`/`Timestamp` helpers).
