@@ -6,7 +6,7 @@
 #
 # The run stage is gcr.io/distroless/cc (glibc and libgcc_s, which the binary links; no
 # shell, no package manager) as its non-root user. The binary listens on 0.0.0.0:50051
-# (BASIC_ADDR); every other flag is an environment variable too (README,
+# (BASIC_ADDR); every other flag is an environment variable too (docs/operations.md,
 # "Configuration"). No HEALTHCHECK: probes belong to the orchestrator (deploy/k8s/ uses
 # Kubernetes' gRPC probes on grpc.health.v1). Both stages are Debian 12, so the glibc the
 # binary is built against is the one it runs on.

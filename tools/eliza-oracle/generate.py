@@ -97,7 +97,7 @@ ENDINGS = ["", "", ".", ".", "?", "!", "...", "?!", " .", ";", ":", "!!", " ?", 
 
 # Characters the oracle treats in a defined way, and words in other scripts whose upper
 # case both sides agree on (Unicode letters that got case pairs after 2014 are avoided:
-# the oracle's table predates them; see the README's ELIZA section).
+# the oracle's table predates them; see docs/eliza.md).
 UNICODE_SEPARATORS = ["\u2014", " \u2014 ", "\u2013", " \u2013 ", "\u2026 ", " \u2012 ",
                       " \u2015 ", "\u00bf", "\u00a1", " \u00ab", "\u00bb "]
 UNICODE_WRAPS = ["\u2018{}\u2019", "\u201c{}\u201d", "\u00ab{}\u00bb", "{}\u2019",

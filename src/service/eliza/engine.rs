@@ -1,7 +1,7 @@
 //! One ELIZA conversation: reading an input, choosing a keyword, and replying.
 //!
 //! [`Eliza::reply`] follows the 1966 program, line for line as far as a modern
-//! service can (the README's ELIZA section lists the differences, and a test
+//! service can (docs/eliza.md lists the differences, and a test
 //! checks the engine against recorded replies of a faithful re-creation). The
 //! input is read the way the 1966 program read it: upper case, words separated by
 //! spaces, `,` and `.` (and `?` `!`, which become `.`, and `;` `:` and en or em
