@@ -549,12 +549,12 @@ mod tests {
     }
 
     async fn sniffed(chunks: &[&[u8]]) -> Sniffed {
-        let mut mock = tokio_test_io(chunks);
+        let mut mock = chunked_reader(chunks);
         sniff(&mut mock).await.unwrap()
     }
 
     /// A reader that returns `chunks` one read at a time.
-    fn tokio_test_io(chunks: &[&[u8]]) -> impl AsyncRead + Unpin {
+    fn chunked_reader(chunks: &[&[u8]]) -> impl AsyncRead + Unpin {
         let chunks: Vec<io::Result<Bytes>> = chunks
             .iter()
             .map(|c| Ok(Bytes::copy_from_slice(c)))
