@@ -105,6 +105,11 @@ impl<S> BasicServer<S>
 where
     S: BasicService + Send + Sync + 'static,
 {
+    /// The service implementation, to call its methods in-process (benchmarks).
+    pub fn handler(&self) -> &S {
+        &self.service
+    }
+
     /// Replaces the service implementation, keeping everything else.
     pub fn map_service<T>(self, f: impl FnOnce(S) -> T) -> BasicServer<T> {
         BasicServer {

@@ -146,15 +146,31 @@ async function* call(method, messages, signal) {
     if (code !== '0') throw statusError(code, res.headers.get('grpc-message'));
     return;
   }
+  // Chunks are kept as they arrive and joined once a whole message is there, so a large
+  // message costs one copy, not one per chunk.
   const reader = res.body.getReader();
-  let buf = new Uint8Array();
+  const chunks = [];
+  let buffered = 0;
+  const take = (n) => {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const chunk = chunks[0];
+      const used = Math.min(chunk.length, n - at);
+      out.set(chunk.subarray(0, used), at);
+      at += used;
+      if (used === chunk.length) chunks.shift(); else chunks[0] = chunk.subarray(used);
+    }
+    buffered -= n;
+    return out;
+  };
   for (;;) {
-    while (buf.length >= 5) {
-      const len = new DataView(buf.buffer, buf.byteOffset).getUint32(1);
-      if (buf.length < 5 + len) break;
-      const flag = buf[0];
-      const payload = buf.slice(5, 5 + len);
-      buf = buf.slice(5 + len);
+    while (buffered >= 5) {
+      const head = take(5);
+      const len = new DataView(head.buffer).getUint32(1);
+      if (buffered < len) { chunks.unshift(head); buffered += 5; break; }
+      const flag = head[0];
+      const payload = take(len);
       if (flag & 0x80) {
         // Trailers: HTTP/1-style header lines.
         const trailers = new Map();
@@ -172,10 +188,8 @@ async function* call(method, messages, signal) {
     }
     const { value, done } = await reader.read();
     if (done) throw new Error('protocol error: the response ended without trailers');
-    const joined = new Uint8Array(buf.length + value.length);
-    joined.set(buf);
-    joined.set(value, buf.length);
-    buf = joined;
+    chunks.push(value);
+    buffered += value.length;
   }
 }
 

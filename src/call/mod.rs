@@ -154,7 +154,10 @@ impl<H: Handlers> Pipeline<H> {
         };
         // 3. Read.
         let encoding = wire::request_encoding(&mut head.headers)?;
-        let reply_encoding = wire::reply_encoding(&head.headers);
+        // Replies are compressed as the request was, as grpc-go does: a client that
+        // only lists what it could decompress (every grpcio client does) is not sent
+        // compressed replies it did not ask for, which would cost CPU on both ends.
+        let reply_encoding = encoding;
         let wait = if route.method.client_streaming {
             self.waits
                 .stream_idle

@@ -77,15 +77,6 @@ pub(crate) fn request_encoding(headers: &mut HeaderMap) -> Result<Option<Encodin
     }
 }
 
-/// The compression of the replies: the first of the client's `grpc-accept-encoding`
-/// that the server has, if any.
-pub(crate) fn reply_encoding(headers: &HeaderMap) -> Option<Encoding> {
-    let value = headers.get(&ACCEPT_ENCODING)?.to_str().ok()?;
-    value
-        .split(',')
-        .find_map(|name| Encoding::of(name.trim().as_bytes()))
-}
-
 /// `grpc-accept-encoding`: what the server decompresses, sent on every gRPC response.
 pub(crate) const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
 /// Its value: the names of [`Encoding::ALL`] (a test checks they agree).

@@ -1,21 +1,24 @@
 //! Background: N simulated calls with cumulative progress snapshots, each a CloudEvent.
 //!
-//! The stream sends a first STATE_PROCESS event with no responses, one STATE_PROCESS
-//! snapshot after completions, and a final STATE_COMPLETE (or
-//! STATE_COMPLETE_WITH_ERROR) event with every response. Completions that arrive while
-//! the client is not reading are folded into the next snapshot, so a slow reader gets
-//! fewer, fuller snapshots and memory stays bounded by the final snapshot.
+//! The stream sends a first STATE_PROCESS event with no responses at once, then
+//! STATE_PROCESS snapshots as results complete, and always a final STATE_COMPLETE (or
+//! STATE_COMPLETE_WITH_ERROR) event with every response. Every snapshot is cumulative,
+//! so a client that keeps only the latest message has everything. [`Pacing`] decides
+//! when an intermediate snapshot goes: about five a second while results complete, and
+//! never more bytes in all than 19 final snapshots. Results that complete meanwhile, or
+//! while the client is not reading, are folded into the next snapshot.
 //!
 //! Each response is encoded once, when it completes ([`SnapshotEncoder`]); a snapshot is
 //! then a short header plus a copy of those bytes, not a re-encoding of every response.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::{FutureExt, StreamExt};
 use pilota::{
     Bytes,
     pb::{EncodeLengthContext, Message},
 };
+use tokio::time::Instant;
 use volo_gen::{
     basic::service::v1::{
         BackgroundResponse, BackgroundResponseEvent, SomeServiceData, SomeServiceResponse, State,
@@ -24,7 +27,10 @@ use volo_gen::{
 };
 use volo_grpc::Status;
 
-use super::{BasicHandler, ReplyStream};
+use super::{
+    BasicHandler, ReplyStream,
+    pacing::{Next, Pacing},
+};
 use crate::{
     cloudevent::{envelope, pack_encoded, timestamp},
     simulator::{Outcome, Run},
@@ -61,14 +67,54 @@ fn worker_count(processes: i64, max: u32) -> Result<u32, Status> {
 fn progress(mut run: Run) -> ReplyStream<BackgroundResponse> {
     let mut snapshot = SnapshotEncoder::new(timestamp(SystemTime::now()), run.remaining());
     Box::pin(async_stream::stream! {
-        yield Ok(snapshot.message(State::STATE_PROCESS, None));
-        while let Some(outcome) = run.next().await {
-            snapshot.push(&outcome);
-            // Fold in whatever else has completed meanwhile: one snapshot for all of them.
-            while let Some(Some(outcome)) = run.next().now_or_never() {
-                snapshot.push(&outcome);
+        let first = snapshot.message(State::STATE_PROCESS, None);
+        // What a message adds to its snapshot: the CloudEvent around it (within a few
+        // bytes of varint growth, which the budget's margin covers).
+        let envelope = wire_len(&first).saturating_sub(snapshot.len());
+        let mut pacing = Pacing::new(Instant::now(), wire_len(&first));
+        yield Ok(first);
+
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed = false;
+        let mut news = false;
+        loop {
+            tokio::select! {
+                biased;
+                outcome = run.next() => match outcome {
+                    Some(outcome) => {
+                        snapshot.push(&outcome);
+                        // Fold in whatever else has completed meanwhile.
+                        while let Some(Some(outcome)) = run.next().now_or_never() {
+                            snapshot.push(&outcome);
+                        }
+                        news = true;
+                    }
+                    None => break,
+                },
+                () = &mut timer, if armed => armed = false,
             }
-            yield Ok(snapshot.message(State::STATE_PROCESS, None));
+            if !news {
+                continue;
+            }
+            let now = Instant::now();
+            match pacing.next(now, snapshot.len() + envelope) {
+                Next::Now => {
+                    let message = snapshot.message(State::STATE_PROCESS, None);
+                    pacing.sent(now, wire_len(&message));
+                    news = false;
+                    armed = false;
+                    yield Ok(message);
+                }
+                Next::At(due) => {
+                    if !armed {
+                        timer.as_mut().reset(due);
+                        armed = true;
+                    }
+                }
+                // Only more results can make it go; they wake the loop.
+                Next::Grow => armed = false,
+            }
         }
         let state = if snapshot.failures() > 0 {
             State::STATE_COMPLETE_WITH_ERROR
@@ -77,6 +123,11 @@ fn progress(mut run: Run) -> ReplyStream<BackgroundResponse> {
         };
         yield Ok(snapshot.message(state, Some(timestamp(SystemTime::now()))));
     })
+}
+
+/// Bytes `message` takes on the wire: its encoding and the 5-byte gRPC prefix.
+pub(crate) fn wire_len(message: &BackgroundResponse) -> usize {
+    5 + message.encoded_len(&mut EncodeLengthContext::default())
 }
 
 /// The wire form of a finished simulated call.
@@ -149,14 +200,25 @@ impl SnapshotEncoder {
         self.failures
     }
 
-    /// The encoded event for the current snapshot.
-    pub(crate) fn encode(&self, state: State, completed_at: Option<Timestamp>) -> Bytes {
-        let header = BackgroundResponseEvent {
+    /// Length of the encoded event for the current snapshot (without `completed_at`).
+    pub(crate) fn len(&self) -> usize {
+        self.header(State::STATE_PROCESS, None)
+            .encoded_len(&mut EncodeLengthContext::default())
+            + self.responses.len()
+    }
+
+    fn header(&self, state: State, completed_at: Option<Timestamp>) -> BackgroundResponseEvent {
+        BackgroundResponseEvent {
             state,
             started_at: Some(self.started_at.clone()),
-            completed_at: completed_at.clone(),
+            completed_at,
             responses: Vec::new(),
-        };
+        }
+    }
+
+    /// The encoded event for the current snapshot.
+    pub(crate) fn encode(&self, state: State, completed_at: Option<Timestamp>) -> Bytes {
+        let header = self.header(state, completed_at);
         let mut ctx = EncodeLengthContext::default();
         let mut bytes = Vec::with_capacity(header.encoded_len(&mut ctx) + self.responses.len());
         bytes.extend_from_slice(&header.encode_to_vec(&mut ctx));
@@ -184,10 +246,143 @@ impl SnapshotEncoder {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::RangeInclusive;
+
     use uuid::Uuid;
 
     use super::*;
-    use crate::simulator::{CallError, Protocol};
+    use crate::{
+        cloudevent::{proto_data, unpack},
+        simulator::{CallError, Protocol, SimConfig, Simulator},
+    };
+
+    /// One message as a reader saw it: when, how many results, bytes on the wire.
+    #[derive(Debug)]
+    struct Seen {
+        at: Duration,
+        results: usize,
+        bytes: usize,
+        state: State,
+    }
+
+    fn simulator(delay: RangeInclusive<Duration>, seed: u64) -> Simulator {
+        Simulator::new(SimConfig {
+            delay,
+            failure_rate: 0.01,
+            seed: Some(seed),
+        })
+    }
+
+    /// Reads a whole Background stream of `n` calls, pausing `reader` after each message.
+    async fn read_all(sim: &Simulator, n: u32, reader: Duration) -> Vec<Seen> {
+        let start = Instant::now();
+        let mut stream = progress(sim.run(n));
+        let mut seen = Vec::new();
+        let mut previous = Vec::new();
+        while let Some(message) = stream.next().await {
+            let message = message.unwrap();
+            let event: BackgroundResponseEvent =
+                unpack(proto_data(message.cloud_event.as_ref().unwrap()).unwrap()).unwrap();
+            // Cumulative: every snapshot starts with the previous one's results.
+            assert_eq!(&event.responses[..previous.len()], &previous[..]);
+            seen.push(Seen {
+                at: start.elapsed(),
+                results: event.responses.len(),
+                bytes: wire_len(&message),
+                state: event.state,
+            });
+            previous = event.responses;
+            tokio::time::sleep(reader).await;
+        }
+        seen
+    }
+
+    fn check_bound(seen: &[Seen], n: u32) {
+        let last = seen.last().unwrap();
+        assert_eq!(last.results, n as usize);
+        assert_ne!(last.state, State::STATE_PROCESS);
+        let total: usize = seen.iter().map(|s| s.bytes).sum();
+        assert!(
+            total <= 20 * last.bytes,
+            "n={n}: {total} bytes in {} messages, final {} ({:.1}x)",
+            seen.len(),
+            last.bytes,
+            total as f64 / last.bytes as f64
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_snapshot_is_empty_and_immediate_and_the_last_complete() {
+        for n in [1, 2, 50] {
+            let seen = read_all(&simulator(DEFAULT_DELAY, 1), n, Duration::ZERO).await;
+            assert_eq!((seen[0].results, seen[0].at), (0, Duration::ZERO));
+            assert_eq!(seen[0].state, State::STATE_PROCESS);
+            check_bound(&seen, n);
+        }
+    }
+
+    const DEFAULT_DELAY: RangeInclusive<Duration> = SimConfig::DELAY_MIN..=SimConfig::DELAY_MAX;
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshots_come_five_a_second_while_results_complete() {
+        let seen = read_all(&simulator(DEFAULT_DELAY, 2), 5_000, Duration::ZERO).await;
+        let (last, middle) = seen[1..].split_last().unwrap();
+        // Results complete from 1 s to 3 s: about ten snapshots, none more than 200 ms
+        // (and a completion) apart, none closer.
+        assert!((9..=12).contains(&middle.len()), "{seen:?}");
+        for pair in middle.windows(2) {
+            let gap = pair[1].at - pair[0].at;
+            assert!(
+                gap >= Pacing::INTERVAL && gap <= Pacing::INTERVAL + Duration::from_millis(5),
+                "{seen:?}"
+            );
+        }
+        assert!(middle[0].at <= SimConfig::DELAY_MIN + Duration::from_millis(5));
+        assert!(last.at <= SimConfig::DELAY_MAX + Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wire_bytes_stay_within_20x_the_final_snapshot() {
+        let long = Duration::ZERO..=Duration::from_secs(120);
+        for (delay, n) in [
+            (DEFAULT_DELAY, 10),
+            (DEFAULT_DELAY, 1_000),
+            (DEFAULT_DELAY, 20_000),
+            (long.clone(), 10),
+            (long.clone(), 1_000),
+            (long, 20_000),
+        ] {
+            for reader in [0, 30, 400, 5_000].map(Duration::from_millis) {
+                let seen = read_all(&simulator(delay.clone(), 3), n, reader).await;
+                check_bound(&seen, n);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn results_spread_over_minutes_still_show_progress() {
+        // The byte budget binds here; snapshots then come as the results grow by ~6 %.
+        let long = Duration::ZERO..=Duration::from_secs(600);
+        let seen = read_all(&simulator(long, 4), 10_000, Duration::ZERO).await;
+        check_bound(&seen, 10_000);
+        let gaps: Vec<usize> = seen
+            .windows(2)
+            .map(|w| w[1].results - w[0].results)
+            .collect();
+        // Never a jump of more than a tenth of the work between two snapshots.
+        assert!(gaps.iter().all(|g| *g <= 1_000), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_stream_stops_every_worker() {
+        let sim = simulator(DEFAULT_DELAY, 5);
+        let mut stream = progress(sim.run(1_000));
+        stream.next().await.unwrap().unwrap();
+        stream.next().await.unwrap().unwrap();
+        assert!(sim.active_workers() > 0);
+        drop(stream);
+        assert_eq!(sim.active_workers(), 0);
+    }
 
     fn outcome(index: u32, result: Result<Protocol, CallError>) -> Outcome {
         Outcome {

@@ -10,6 +10,7 @@ mod background;
 pub mod cloudevent;
 pub mod eliza;
 mod hello;
+mod pacing;
 pub mod simulator;
 mod talk;
 

@@ -151,3 +151,56 @@ async fn a_deadline_ends_a_conversation() {
     drop(tx);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn replies_are_compressed_only_when_the_request_was() {
+    use std::io::{Read, Write};
+
+    use pilota::pb::{EncodeLengthContext, Message};
+
+    use crate::wire::{frame, greeting, h2c, post};
+
+    let server = start(test_config()).await;
+    let path = "/basic.v1.BasicService/Hello";
+    let grpc = |body: Vec<u8>, encoding: Option<&'static str>| {
+        let mut req = post(path, "application/grpc", body);
+        // What every grpcio client sends: it could decompress gzip.
+        req.headers_mut().insert(
+            "grpc-accept-encoding",
+            "identity, deflate, gzip".parse().unwrap(),
+        );
+        if let Some(encoding) = encoding {
+            req.headers_mut()
+                .insert("grpc-encoding", encoding.parse().unwrap());
+        }
+        req
+    };
+
+    // An uncompressed request gets an uncompressed reply.
+    let resp = h2c(server.addr, grpc(frame(&hello(3000)), None)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("grpc-encoding").is_none(), "{resp:?}");
+    assert_eq!(resp.body()[0], 0, "compressed flag");
+    assert_eq!(
+        greeting(&resp.body().slice(5..)).len(),
+        "Hello, ".len() + 3000
+    );
+
+    // A gzip request gets a gzip reply.
+    let plain = hello(3000).encode_to_vec(&mut EncodeLengthContext::default());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let packed = gz.finish().unwrap();
+    let mut body = vec![1];
+    body.extend_from_slice(&(packed.len() as u32).to_be_bytes());
+    body.extend_from_slice(&packed);
+    let resp = h2c(server.addr, grpc(body, Some("gzip"))).await;
+    assert_eq!(resp.headers()["grpc-encoding"], "gzip", "{resp:?}");
+    assert_eq!(resp.body()[0], 1, "compressed flag");
+    let mut reply = Vec::new();
+    flate2::read::GzDecoder::new(&resp.body()[5..])
+        .read_to_end(&mut reply)
+        .unwrap();
+    assert_eq!(greeting(&reply.into()).len(), "Hello, ".len() + 3000);
+    server.stop().await;
+}
