@@ -202,7 +202,7 @@ fn nanos(d: Duration) -> u64 {
 pub struct Run {
     /// Calls not finished yet with when they finish, latest first.
     calls: Vec<(Instant, Outcome)>,
-    /// Sleeps until the last call's completion time.
+    /// Sleeps until the next call's completion time.
     timer: Pin<Box<Sleep>>,
     /// The simulator-wide count of live workers: +n at start, -1 per completion, and
     /// the rest when the run is dropped.
@@ -244,15 +244,21 @@ impl Stream for Run {
         let Some(&(at, _)) = this.calls.last() else {
             return Poll::Ready(None);
         };
-        // Calls due no later than the timer's deadline are ready once it has fired;
-        // a later one moves the timer.
-        if at > this.timer.deadline() {
-            this.timer.as_mut().reset(at);
+        // One unit of the task's budget per call, so that many calls due at once (zero
+        // delays, or a reader that fell behind) still let other tasks run.
+        let coop = futures::ready!(tokio::task::coop::poll_proceed(cx));
+        // A call already due goes at once: the timer ticks in whole milliseconds, and
+        // calls that came due since it fired need no new wait.
+        if at > Instant::now() {
+            if at != this.timer.deadline() {
+                this.timer.as_mut().reset(at);
+            }
+            futures::ready!(this.timer.as_mut().poll(cx));
         }
-        futures::ready!(this.timer.as_mut().poll(cx));
         let Some((_, outcome)) = this.calls.pop() else {
             return Poll::Ready(None);
         };
+        coop.made_progress();
         this.active.fetch_sub(1, Ordering::Relaxed);
         this.gauge.decrement(1.0);
         Poll::Ready(Some(outcome))
@@ -306,6 +312,19 @@ mod tests {
         assert_eq!(n, 200);
         // Sequential sleeps would take at least 200 * 10 ms.
         assert!(start.elapsed() <= Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_with_no_delay_complete_without_waiting_for_a_timer_tick() {
+        let sim = Simulator::new(SimConfig {
+            delay: Duration::ZERO..=Duration::ZERO,
+            ..config(5, 0.0)
+        });
+        // Mid-millisecond, where a timer would wait for the next whole one.
+        tokio::time::advance(Duration::from_micros(500)).await;
+        let start = tokio::time::Instant::now();
+        assert_eq!(sim.run(1_000).count().await, 1_000);
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
