@@ -250,6 +250,22 @@ pub struct Args {
     )]
     pub idle_timeout_secs: u64,
 
+    /// Seconds after which a connection is told to go away (GOAWAY; HTTP/1.1:
+    /// `Connection: close` on its next response), with ±10 % jitter, so clients
+    /// reconnect and a layer-4 balancer spreads them over new replicas; 0: never.
+    #[arg(long, env = "BASIC_MAX_CONNECTION_AGE_SECS", default_value_t = 0)]
+    pub max_connection_age_secs: u64,
+
+    /// Seconds calls still open on a connection past its maximum age may take before
+    /// the connection is closed; 0: as long as they need.
+    #[arg(long, env = "BASIC_MAX_CONNECTION_AGE_GRACE_SECS", default_value_t = 0)]
+    pub max_connection_age_grace_secs: u64,
+
+    /// Seconds an HTTP/1.1 client may take to send a request's head (line and
+    /// headers); slower connections are closed. Default: --handshake-timeout-secs.
+    #[arg(long, env = "BASIC_HTTP1_HEADER_READ_TIMEOUT_SECS")]
+    pub http1_header_read_timeout_secs: Option<u64>,
+
     /// Serve Prometheus metrics on this address (off unless set).
     #[arg(long, env = "BASIC_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -396,6 +412,14 @@ pub struct Http2Settings {
     pub handshake_timeout: Duration,
     /// Largest request header block, in bytes (advertised in SETTINGS, enforced by h2).
     pub max_header_list_bytes: u32,
+    /// A connection is told to go away after about this long (±10 % jitter); `None`:
+    /// never.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls still open then may take before the connection is closed;
+    /// `None`: as long as they need.
+    pub max_connection_age_grace: Option<Duration>,
+    /// Time an HTTP/1.1 client gets to send each request's head.
+    pub http1_header_read_timeout: Duration,
 }
 
 impl Default for Http2Settings {
@@ -407,6 +431,9 @@ impl Default for Http2Settings {
             idle_timeout: Some(defaults::IDLE_TIMEOUT),
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             max_header_list_bytes: defaults::MAX_HEADER_LIST_BYTES,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            http1_header_read_timeout: defaults::HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -451,6 +478,12 @@ impl TryFrom<&Args> for Config {
                 idle_timeout: secs_or_none(args.idle_timeout_secs),
                 handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
                 max_header_list_bytes: args.max_header_list_bytes,
+                max_connection_age: secs_or_none(args.max_connection_age_secs),
+                max_connection_age_grace: secs_or_none(args.max_connection_age_grace_secs),
+                http1_header_read_timeout: Duration::from_secs(
+                    args.http1_header_read_timeout_secs
+                        .unwrap_or(args.handshake_timeout_secs),
+                ),
             },
             shutdown: Shutdown {
                 drain: Duration::from_secs(args.shutdown_drain_secs),
@@ -519,6 +552,10 @@ impl Config {
                 "max-in-flight-per-connection",
             ),
             (http2.keepalive_timeout.is_zero(), "keepalive-timeout-secs"),
+            (
+                http2.http1_header_read_timeout.is_zero(),
+                "http1-header-read-timeout-secs",
+            ),
         ] {
             if zero {
                 return Err(ConfigError::Zero(flag));
@@ -546,6 +583,15 @@ impl Config {
             (http2.keepalive_interval, "keepalive-interval-secs"),
             (Some(http2.keepalive_timeout), "keepalive-timeout-secs"),
             (http2.idle_timeout, "idle-timeout-secs"),
+            (http2.max_connection_age, "max-connection-age-secs"),
+            (
+                http2.max_connection_age_grace,
+                "max-connection-age-grace-secs",
+            ),
+            (
+                Some(http2.http1_header_read_timeout),
+                "http1-header-read-timeout-secs",
+            ),
         ] {
             if duration.is_some_and(|d| d > MAX_DURATION) {
                 return Err(ConfigError::TooLarge(flag));
@@ -602,6 +648,48 @@ mod tests {
         );
         assert_eq!(config.limits.max_talk_message_bytes, 4096);
         assert_eq!(config.shutdown.grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn connection_age_is_off_and_the_http1_head_timeout_follows_the_handshake_timeout() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.http2.max_connection_age, None);
+        assert_eq!(
+            config.http2.http1_header_read_timeout,
+            Duration::from_secs(10)
+        );
+        let config = parse(&["--handshake-timeout-secs", "4"]).unwrap();
+        assert_eq!(
+            config.http2.http1_header_read_timeout,
+            Duration::from_secs(4)
+        );
+        let config = parse(&[
+            "--handshake-timeout-secs",
+            "4",
+            "--http1-header-read-timeout-secs",
+            "7",
+            "--max-connection-age-secs",
+            "300",
+            "--max-connection-age-grace-secs",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.http2.http1_header_read_timeout,
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            config.http2.max_connection_age,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            config.http2.max_connection_age_grace,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse(&["--http1-header-read-timeout-secs", "0"]).unwrap_err(),
+            ConfigError::Zero("http1-header-read-timeout-secs")
+        );
     }
 
     #[test]

@@ -227,6 +227,7 @@ where
         .run()
         .await;
         drop(metrics);
+        crate::ops::access_log::flush_suppressed();
         tracing::info!("server stopped");
         Ok(())
     }

@@ -125,7 +125,12 @@ async fn serve_connection<H: Handlers>(
             // (hyper drops it once sent), or the request is dropped before there is one.
             let open = OpenCall(Arc::clone(&calls));
             let answer = async move {
-                let resp = front.answer(req.map(volo_grpc::body::boxed), conn).await;
+                let mut resp = front.answer(req.map(volo_grpc::body::boxed), conn).await;
+                // An HTTP/1.1 connection past its maximum age closes after this response.
+                if open.0.close.load(Ordering::Relaxed) {
+                    resp.headers_mut()
+                        .insert(http::header::CONNECTION, CONNECTION_CLOSE);
+                }
                 Ok::<_, Infallible>(resp.map(|body| Coalesced::boxed(body, open)))
             };
             // Boxed once, here: hyper moves the request's future into the stream's task
@@ -139,6 +144,7 @@ async fn serve_connection<H: Handlers>(
     builder
         .http1()
         .timer(TokioTimer::new())
+        .header_read_timeout(settings.http1_header_read_timeout)
         // The request head (line and headers) is capped as HTTP/2's header list is, and
         // at hyper's default of about 400 KiB (the same buffer holds body reads).
         .max_buf_size((settings.max_header_list_bytes as usize).clamp(8 * 1024, 400 * 1024));
@@ -159,8 +165,15 @@ async fn serve_connection<H: Handlers>(
     let (io, preface) = Preface::watch(Batched::new(conn, Arc::clone(&activity)), first);
     let connection = builder.serve_connection(TokioIo::new(io), hyper_service);
     tokio::pin!(connection);
-    let mut going_away = false;
-    // The preface deadline, then (once told to go away for idleness) the closing deadline.
+    // Told to go away (and why), once; the maximum age, if any, with its jitter.
+    let mut going_away: Option<GoingAway> = None;
+    let age = settings.max_connection_age;
+    let age = tokio::time::sleep_until(age.map_or(preface_due, |age| {
+        tokio::time::Instant::now() + jittered(age, rand::random())
+    }));
+    tokio::pin!(age);
+    let mut age_armed = settings.max_connection_age.is_some();
+    // The preface deadline, then (once told to go away) the closing deadline.
     let deadline = tokio::time::sleep_until(preface_due);
     tokio::pin!(deadline);
     let mut deadline_armed = true;
@@ -172,23 +185,51 @@ async fn serve_connection<H: Handlers>(
                 }
                 return;
             }
-            () = closing.cancelled(), if !going_away => {
+            () = closing.cancelled(), if going_away.is_none() => {
                 connection.as_mut().graceful_shutdown();
-                going_away = true;
+                going_away = Some(GoingAway::Shutdown);
             }
-            () = activity.idle(settings.idle_timeout), if !going_away => {
+            () = activity.idle(settings.idle_timeout), if going_away.is_none() => {
                 tracing::debug!("closing idle connection");
                 connection.as_mut().graceful_shutdown();
-                going_away = true;
+                going_away = Some(GoingAway::Idle);
                 // hyper waits for the peer to acknowledge; an idle peer need not.
                 deadline.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
                 deadline_armed = true;
             }
+            () = age.as_mut(), if age_armed && going_away.is_none() => {
+                age_armed = false;
+                metrics::counter!("basic_connections_aged_total").increment(1);
+                match version {
+                    // Keep-alive ends with the next response; the client opens another
+                    // connection for the request after it.
+                    Version::H1 => activity.close.store(true, Ordering::Relaxed),
+                    Version::H2 => {
+                        tracing::debug!("connection reached its maximum age; GOAWAY");
+                        connection.as_mut().graceful_shutdown();
+                        going_away = Some(GoingAway::Age);
+                        if let Some(grace) = settings.max_connection_age_grace {
+                            deadline.as_mut().reset(tokio::time::Instant::now() + grace);
+                            deadline_armed = true;
+                        }
+                    }
+                }
+            }
             () = deadline.as_mut(), if deadline_armed => {
                 deadline_armed = false;
-                if going_away {
-                    tracing::debug!("idle connection did not close in time; dropping it");
-                    return;
+                match going_away {
+                    Some(GoingAway::Idle) => {
+                        tracing::debug!("idle connection did not close in time; dropping it");
+                        return;
+                    }
+                    Some(GoingAway::Age) => {
+                        tracing::debug!(
+                            open_calls = activity.open.load(Ordering::Relaxed),
+                            "maximum connection age grace ended; closing the connection"
+                        );
+                        return;
+                    }
+                    Some(GoingAway::Shutdown) | None => {}
                 }
                 if !preface.load(Ordering::Relaxed) {
                     tracing::debug!("no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection");
@@ -198,6 +239,26 @@ async fn serve_connection<H: Handlers>(
         }
     }
 }
+
+/// Why a connection was told to go away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoingAway {
+    /// The server is shutting down; its own grace period bounds the rest.
+    Shutdown,
+    /// No call for the idle timeout; the peer gets the handshake timeout to close.
+    Idle,
+    /// Past the maximum age; open calls get the grace period, if one is set.
+    Age,
+}
+
+/// `age` scaled by a factor between 0.9 and 1.1 picked by `unit` (in `[0, 1)`), so that
+/// connections opened together (a fleet after a restart) do not all go away together.
+fn jittered(age: Duration, unit: f64) -> Duration {
+    age.mul_f64(0.9 + 0.2 * unit.clamp(0.0, 1.0))
+}
+
+/// `Connection: close`, on an HTTP/1.1 connection's last response.
+const CONNECTION_CLOSE: http::HeaderValue = http::HeaderValue::from_static("close");
 
 #[derive(Debug, Clone, Copy)]
 enum Version {
@@ -345,6 +406,8 @@ struct Activity {
     started: AtomicU64,
     /// Woken when the last open call ends.
     quiet: Notify,
+    /// HTTP/1.1 past its maximum age: the next response says `Connection: close`.
+    close: AtomicBool,
 }
 
 /// A write waits for other calls' replies while two or more calls are open: one may
@@ -406,6 +469,19 @@ mod tests {
     use tokio::{io::AsyncReadExt, task::JoinHandle, time::Instant};
 
     use super::*;
+
+    #[test]
+    fn the_maximum_age_is_jittered_by_ten_percent_either_way() {
+        let age = Duration::from_secs(100);
+        assert_eq!(jittered(age, 0.0), Duration::from_secs(90));
+        assert_eq!(jittered(age, 0.5), Duration::from_secs(100));
+        assert_eq!(jittered(age, 1.0), Duration::from_secs(110));
+        let drawn: Vec<Duration> = (0..1000).map(|_| jittered(age, rand::random())).collect();
+        let (min, max) = (drawn.iter().min().unwrap(), drawn.iter().max().unwrap());
+        assert!(*min >= Duration::from_secs(90) && *max <= Duration::from_secs(110));
+        // Spread over the range, not bunched: connections opened together part.
+        assert!(*max - *min >= Duration::from_secs(15), "{min:?}..{max:?}");
+    }
 
     /// The idle timeout in these tests; the clock is paused, so nothing really waits.
     const T: Duration = Duration::from_secs(10);

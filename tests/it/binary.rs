@@ -195,3 +195,72 @@ fn bad_flag_values_are_refused_at_startup() {
         assert!(text.contains(needle), "{flags:?}: {text}");
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_calls_is_logged_at_a_bounded_rate_and_every_call_is_counted() {
+    let server = Server::start(None, &["--auth-token", "s3cret"]);
+    let log = std::sync::Arc::clone(&server.log);
+    let anonymous = connect(&ClientOptions::new(server.addr)).expect("client");
+    let request = || HelloRequest {
+        message: "flood".into(),
+    };
+    const FLOOD: usize = 400;
+    for _ in 0..FLOOD {
+        let status = anonymous.hello(request()).await.unwrap_err();
+        assert_eq!(status.code(), volo_grpc::Code::Unauthenticated);
+    }
+    // A second later, the next refusal's line reports how many were held back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    anonymous.hello(request()).await.unwrap_err();
+    // A call that succeeds is logged as always.
+    let member = connect(&ClientOptions {
+        token: Some("s3cret".into()),
+        ..ClientOptions::new(server.addr)
+    })
+    .expect("client");
+    member.hello(request()).await.expect("authorized hello");
+    assert!(server.stop().await.success());
+    // The last lines (the shutdown report among them) are drained from the pipe.
+    for _ in 0..100 {
+        if log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("server stopped"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = log.lock().unwrap();
+    let access: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("\"target\":\"access\""))
+        .collect();
+    let refused: Vec<&&String> = access
+        .iter()
+        .filter(|l| l.contains("\"code\":\"UNAUTHENTICATED\""))
+        .collect();
+    let lines = refused
+        .iter()
+        .filter(|l| l.contains("\"message\":\"rpc\""))
+        .count();
+    let held_back: usize = refused
+        .iter()
+        .filter_map(|l| {
+            let at = l.find("\"suppressed\":")? + "\"suppressed\":".len();
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<usize>().ok()
+        })
+        .sum();
+    // A few windows of ten lines at most, not one line per call...
+    assert!(lines <= 40, "{lines} lines for {} refused calls", FLOOD + 1);
+    // ...and every refused call is either a line or counted in one.
+    assert_eq!(lines + held_back, FLOOD + 1, "{refused:#?}");
+    let ok: Vec<&&String> = access
+        .iter()
+        .filter(|l| l.contains("\"code\":\"OK\""))
+        .collect();
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert!(!ok[0].contains("suppressed"), "{}", ok[0]);
+}

@@ -1,6 +1,7 @@
 //! Integration tests: a real server on an ephemeral loopback port, called with the
 //! generated volo client over real sockets.
 
+mod age;
 mod auth;
 mod background;
 mod binary;
