@@ -25,7 +25,7 @@ use volo_grpc::Code;
 use crate::call::status::code_name;
 
 /// Lines per second per code for calls that did not end OK.
-pub(crate) const LINES_PER_SECOND: u32 = 10;
+pub(crate) const LINES_PER_SECOND: u32 = 20;
 
 /// Writes the line of a call to `method` from `peer` that ended with `code` after
 /// `elapsed` (nothing if the `access` target is off).
