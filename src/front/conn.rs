@@ -173,10 +173,10 @@ async fn serve_connection<H: Handlers>(
     }));
     tokio::pin!(age);
     let mut age_armed = settings.max_connection_age.is_some();
-    // The preface deadline, then (once told to go away) the closing deadline.
+    // The preface deadline, then (once told to go away) the closing deadline, if any.
     let deadline = tokio::time::sleep_until(preface_due);
     tokio::pin!(deadline);
-    let mut deadline_armed = true;
+    let mut deadline_for = Some(Deadline::Preface);
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -195,7 +195,7 @@ async fn serve_connection<H: Handlers>(
                 going_away = Some(GoingAway::Idle);
                 // hyper waits for the peer to acknowledge; an idle peer need not.
                 deadline.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
-                deadline_armed = true;
+                deadline_for = Some(Deadline::Close);
             }
             () = age.as_mut(), if age_armed && going_away.is_none() => {
                 age_armed = false;
@@ -210,34 +210,39 @@ async fn serve_connection<H: Handlers>(
                         going_away = Some(GoingAway::Age);
                         if let Some(grace) = settings.max_connection_age_grace {
                             deadline.as_mut().reset(tokio::time::Instant::now() + grace);
-                            deadline_armed = true;
+                            deadline_for = Some(Deadline::Close);
                         }
                     }
                 }
             }
-            () = deadline.as_mut(), if deadline_armed => {
-                deadline_armed = false;
-                match going_away {
-                    Some(GoingAway::Idle) => {
-                        tracing::debug!("idle connection did not close in time; dropping it");
-                        return;
-                    }
-                    Some(GoingAway::Age) => {
+            () = deadline.as_mut(), if deadline_for.is_some() => {
+                match deadline_for.take() {
+                    Some(Deadline::Close) => {
                         tracing::debug!(
                             open_calls = activity.open.load(Ordering::Relaxed),
-                            "maximum connection age grace ended; closing the connection"
+                            reason = ?going_away,
+                            "connection told to go away did not close in time; dropping it"
                         );
                         return;
                     }
-                    Some(GoingAway::Shutdown) | None => {}
-                }
-                if !preface.load(Ordering::Relaxed) {
-                    tracing::debug!("no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection");
-                    return;
+                    Some(Deadline::Preface) if !preface.load(Ordering::Relaxed) => {
+                        tracing::debug!("no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection");
+                        return;
+                    }
+                    Some(Deadline::Preface) | None => {}
                 }
             }
         }
     }
+}
+
+/// What the connection's deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// The preface (or first HTTP/1.1 request) must have come by then.
+    Preface,
+    /// A connection told to go away must have closed by then.
+    Close,
 }
 
 /// Why a connection was told to go away.

@@ -29,6 +29,8 @@ async fn aged(age: Duration, grace: Option<Duration>) -> (TestServer, SocketAddr
     let mut config = test_config();
     config.http2.max_connection_age = Some(age);
     config.http2.max_connection_age_grace = grace;
+    // Short, so that the tests also see a call outlive the connection's first deadline.
+    config.http2.handshake_timeout = Duration::from_secs(1);
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics.local_addr().unwrap();
     let server = BasicServer::new(config).unwrap().metrics_listener(metrics);
@@ -147,8 +149,9 @@ async fn past_its_maximum_age_a_connection_gets_goaway_and_its_open_call_finishe
     let conn = connect(&server).await;
     let mut talk = Talk::open(&conn).await;
     conn.goaway().await;
-    // The call opened before the GOAWAY carries on, for as long as it needs (no grace).
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The call opened before the GOAWAY carries on, for as long as it needs (no grace),
+    // past the handshake timeout too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let reply = talk
         .exchange("He says I'm depressed much of the time.")
         .await

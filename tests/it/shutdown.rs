@@ -36,6 +36,26 @@ async fn shutdown_ends_an_open_conversation_with_unavailable() {
 }
 
 #[tokio::test]
+async fn a_young_connection_keeps_its_calls_through_shutdown_past_its_handshake_deadline() {
+    // Shutdown begins before the connection's preface deadline has passed; a call that
+    // outlives that deadline still gets the whole grace period.
+    let mut config = test_config();
+    config.http2.handshake_timeout = Duration::from_millis(500);
+    config.sim.delay = Duration::from_millis(1200)..=Duration::from_millis(1500);
+    config.shutdown.grace = Duration::from_secs(20);
+    let mut server = start(config).await;
+    let client = server.client();
+    let (mut stream, _) = background_started(&client, 3).await;
+    server.begin_stop();
+    let mut last = None;
+    while let Some(msg) = stream.next().await {
+        last = Some(msg.expect("no error: the call finishes within the grace period"));
+    }
+    assert!(last.is_some(), "the final message came");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn calls_that_finish_within_the_grace_period_complete() {
     let mut config = test_config();
     config.sim.delay = Duration::from_millis(100)..=Duration::from_millis(300);
