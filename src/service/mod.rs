@@ -3,8 +3,9 @@
 //! [`BasicHandler`] implements the generated trait thinly, one file per RPC: it turns
 //! requests into domain calls and domain results into replies. Cross-cutting work
 //! (logging, request ids, panics, deadlines, the end of open streams at shutdown) lives
-//! in the call pipeline; the logic lives in [`eliza`], [`simulator`] and [`cloudevent`],
-//! which know nothing of gRPC but the generated message types.
+//! in the call pipeline; the logic lives in [`eliza`], [`simulator`], `pacing` (when
+//! Background's snapshots go) and [`cloudevent`], which know nothing of gRPC but the
+//! generated message types.
 
 mod background;
 pub mod cloudevent;
