@@ -305,3 +305,39 @@ async fn an_http1_request_head_that_stalls_is_dropped_after_its_timeout() {
         .unwrap();
     server.stop().await;
 }
+
+/// On a paused clock (time jumps whenever the runtime is idle), over real loopback
+/// sockets: each connection's GOAWAY comes after its own age, within ±10 % of the flag.
+#[tokio::test(start_paused = true)]
+async fn each_connection_goes_away_after_its_own_jittered_age() {
+    let age = Duration::from_secs(100);
+    let mut config = test_config();
+    config.http2.max_connection_age = Some(age);
+    let server = start(config).await;
+    let start = tokio::time::Instant::now();
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        conns.push(connect(&server).await);
+    }
+    // Every connection watched at once, each noticing its own GOAWAY within 50 ms.
+    let ages = futures::future::join_all(conns.iter().map(|conn| async move {
+        let wait = async {
+            while conn.send.clone().ready().await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(2 * age, wait).await.expect("a GOAWAY");
+        start.elapsed()
+    }))
+    .await;
+    let slack = Duration::from_millis(100);
+    assert!(
+        ages.iter()
+            .all(|a| *a >= age.mul_f64(0.9) && *a <= age.mul_f64(1.1) + slack),
+        "{ages:?}"
+    );
+    // Drawn apart: eight draws from 20 s of jitter do not all fall within a second.
+    let (first, last) = (ages.iter().min().unwrap(), ages.iter().max().unwrap());
+    assert!(*last - *first >= Duration::from_secs(1), "{ages:?}");
+    server.stop().await;
+}
