@@ -43,23 +43,15 @@ pub(crate) fn write(method: &str, peer: &str, request_id: &str, code: Code, elap
     let Some(suppressed) = limiter(code).admit(seconds()) else {
         return;
     };
-    let info = matches!(
+    // Only on the line after some were held back (`None` records no field).
+    let suppressed = (suppressed > 0).then_some(suppressed);
+    if matches!(
         code,
         Code::Cancelled | Code::InvalidArgument | Code::NotFound
-    );
-    match (info, suppressed) {
-        (true, 0) => {
-            tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, "rpc")
-        }
-        (true, _) => {
-            tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, "rpc")
-        }
-        (false, 0) => {
-            tracing::warn!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, "rpc")
-        }
-        (false, _) => {
-            tracing::warn!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, "rpc")
-        }
+    ) {
+        tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, "rpc");
+    } else {
+        tracing::warn!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, "rpc");
     }
 }
 
