@@ -12,6 +12,7 @@ use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 
 pub use crate::front::{AllowedOrigins, BadOrigin};
+pub use crate::ops::traces::TraceConfig;
 use crate::service::SimConfig;
 
 /// The address the server listens on when none is given (and where clients connect).
@@ -270,6 +271,11 @@ pub struct Args {
     #[arg(long, env = "BASIC_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Trace health checks and reflection calls too (when traces are exported: set
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; see the OpenTelemetry variables in the docs).
+    #[arg(long, env = "BASIC_TRACE_HEALTH_AND_REFLECTION")]
+    pub trace_health_and_reflection: bool,
+
     /// Origins whose web pages may call the server from a browser (CORS), as
     /// `scheme://host[:port]`, comma-separated; `*` allows any. The server's own page
     /// at / needs none.
@@ -325,6 +331,8 @@ pub struct Config {
     /// Where to serve Prometheus metrics; `None` serves none. (The binary binds it and
     /// hands the listener to [`crate::BasicServer::metrics_listener`].)
     pub metrics_addr: Option<SocketAddr>,
+    /// OpenTelemetry traces (the `OTEL_*` variables configure the rest).
+    pub traces: TraceConfig,
 }
 
 /// Bounds on what clients may ask for and hold. Refusals are per call
@@ -501,6 +509,10 @@ impl TryFrom<&Args> for Config {
             },
             eliza_script: args.eliza_script.clone(),
             metrics_addr: args.metrics_addr,
+            traces: TraceConfig {
+                otel_env: true,
+                health_and_reflection: args.trace_health_and_reflection,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -633,7 +645,15 @@ mod tests {
         // Both sides read `defaults`, so this now guards the Args -> Config mapping: a
         // flag wired to the wrong field (or a unit mix-up) shows up here.
         let args = Args::try_parse_from(["basic-service"]).unwrap();
-        assert_eq!(Config::try_from(&args).unwrap(), Config::default());
+        // The one difference: the binary reads the OTEL_* variables, code opts in.
+        let expected = Config {
+            traces: TraceConfig {
+                otel_env: true,
+                ..TraceConfig::default()
+            },
+            ..Config::default()
+        };
+        assert_eq!(Config::try_from(&args).unwrap(), expected);
     }
 
     #[test]

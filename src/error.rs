@@ -29,6 +29,8 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Reflection(#[from] ReflectionError),
+    #[error("cannot set up traces: {0}")]
+    Traces(String),
     #[error("cannot listen")]
     Listen(#[source] std::io::Error),
 }

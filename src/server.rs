@@ -11,7 +11,7 @@
 //! Shutdown, when the future completes, goes through the phases of [`crate::ops::shutdown`]:
 //! drain, stop accepting, GOAWAY and a grace period for open calls, then UNAVAILABLE for
 //! the streams still open. volo's own graceful shutdown would wait forever on a stream
-//! that never ends.
+//! that never ends. Spans still queued for export are flushed last.
 
 use std::{future::Future, sync::Arc};
 
@@ -36,6 +36,7 @@ use crate::{
         health::{HealthHandler, HealthReporter},
         reflection::Reflection,
         shutdown::{Shutdown, StreamsEnd},
+        traces::Traces,
     },
     service::{BasicHandler, Simulator, eliza::Script},
     tls::tls_config,
@@ -163,6 +164,7 @@ where
             }
         };
         let (health_reporter, health) = HealthReporter::new();
+        let (traces, flush_traces) = Traces::new(&config.traces, addr)?;
 
         let streams_end = StreamsEnd::default();
         let pipeline = Pipeline {
@@ -183,6 +185,7 @@ where
             },
             metrics: Arc::default(),
             streams_end: streams_end.clone(),
+            traces,
         };
         let front = Arc::new(Front::new(pipeline, &config.access.cors_allowed_origins));
 
@@ -214,6 +217,9 @@ where
         );
 
         shutdown.await;
+        // Spans still queued get what is left of the drain and grace periods (at least
+        // a second) once the calls are done.
+        let flush_by = tokio::time::Instant::now() + config.shutdown.drain + grace;
         Shutdown {
             health: health_reporter,
             drain: config.shutdown.drain,
@@ -226,6 +232,10 @@ where
         }
         .run()
         .await;
+        let flush_within = flush_by
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(std::time::Duration::from_secs(1));
+        flush_traces.run(flush_within).await;
         drop(metrics);
         crate::ops::access_log::flush_suppressed();
         tracing::info!("server stopped");
@@ -283,6 +293,7 @@ mod tests {
                 http::HeaderMap::new(),
                 http::Extensions::new(),
                 BoxBody::default(),
+                None,
                 None,
             );
             // An empty body: one-message RPCs fail to read it, streams start; no RPC

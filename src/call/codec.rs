@@ -33,18 +33,22 @@ use volo_grpc::{
     metadata::MetadataMap,
 };
 
+use crate::ops::traces::Traced;
+
 use super::{
     status,
     wire::{COMPRESSED, Encoding, PREFIX, UNCOMPRESSED, prefix},
 };
 
 /// One call's request, ready for its handler: metadata, extensions, the checked body,
-/// and the compression its replies get.
+/// the compression its replies get, and its span when the call is traced (handlers find
+/// it in their request's extensions; each streamed reply adds an event to it).
 pub(crate) struct Incoming {
     metadata: MetadataMap,
     extensions: http::Extensions,
     body: BoxBody,
     reply_encoding: Option<Encoding>,
+    trace: Option<Traced>,
 }
 
 impl Incoming {
@@ -53,13 +57,24 @@ impl Incoming {
         extensions: http::Extensions,
         body: BoxBody,
         reply_encoding: Option<Encoding>,
+        trace: Option<Traced>,
     ) -> Self {
         Self {
             metadata: MetadataMap::from_headers(headers),
             extensions,
             body,
             reply_encoding,
+            trace,
         }
+    }
+
+    /// The request's extensions, with the call's span if it is traced.
+    fn extensions(&mut self) -> http::Extensions {
+        let mut extensions = std::mem::take(&mut self.extensions);
+        if let Some(trace) = &self.trace {
+            extensions.insert(trace.clone());
+        }
+        extensions
     }
 
     /// The response of a handler's `reply` (one message or a stream of them).
@@ -100,7 +115,7 @@ impl Calls for Incoming {
         let metadata = std::mem::take(&mut self.metadata);
         let body = std::mem::take(&mut self.body);
         let (metadata, message) = read_one(metadata, body).await?;
-        let extensions = std::mem::take(&mut self.extensions);
+        let extensions = self.extensions();
         Ok(Request::from_parts(metadata, extensions, message))
     }
 
@@ -110,11 +125,8 @@ impl Calls for Incoming {
     {
         let body = std::mem::take(&mut self.body);
         let requests = RecvStream::new(body, Kind::Request, None);
-        Request::from_parts(
-            std::mem::take(&mut self.metadata),
-            std::mem::take(&mut self.extensions),
-            requests,
-        )
+        let extensions = self.extensions();
+        Request::from_parts(std::mem::take(&mut self.metadata), extensions, requests)
     }
 
     fn reply<Resp>(self, reply: Response<Resp>) -> Response<BoxBody>
@@ -128,11 +140,37 @@ impl Calls for Incoming {
     where
         Resp: Message + Send + 'static,
     {
+        let replies = replies.map(|replies| Sent {
+            replies,
+            trace: self.trace,
+            count: 0,
+        });
         Self::respond(replies, self.reply_encoding)
     }
 
     fn unknown(self) -> Status {
         status::unknown_method("(a method index the table does not have)")
+    }
+}
+
+/// A stream of replies that adds a `message` event to the call's span per reply.
+struct Sent<S> {
+    replies: S,
+    trace: Option<Traced>,
+    count: u64,
+}
+
+impl<S: Stream + Unpin> Stream for Sent<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let next = Pin::new(&mut self.replies).poll_next(cx);
+        if let (Poll::Ready(Some(_)), Some(trace)) = (&next, &self.trace) {
+            let id = self.count + 1;
+            trace.sent(id);
+            self.count = id;
+        }
+        next
     }
 }
 

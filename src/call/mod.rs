@@ -3,8 +3,9 @@
 //! [`Pipeline::call`] is the whole life of a call, in the order it happens:
 //!
 //! 1. **Resolve** ([`Call`]): the route (from the generated route table, [`routes`]),
-//!    the peer (from the connection), the request id ([`request_id`]) and the deadline
-//!    ([`deadline`]), once, carried from here as one value.
+//!    the peer (from the connection), the request id ([`request_id`]), the deadline
+//!    ([`deadline`]) and the trace (the caller's trace context and the call's span,
+//!    [`crate::ops::traces`]), once, carried from here as one value.
 //! 2. **Admit** ([`admit`]): the bearer token and load shedding.
 //! 3. **Read** ([`request`]): the request body, checked message by message as it
 //!    streams in (size, decompression, waits, a client that resets the call).
@@ -16,7 +17,8 @@
 //!    end of the shutdown grace period or on a panic in a stream.
 //! 6. **End** ([`End`]): the one end-of-call observer. It gets the code the call ended
 //!    with, once (or CANCELLED if the call is dropped first), and records it: metrics, the
-//!    access log line, the place under the in-flight limit given back.
+//!    access log line, the call's span ended, the place under the in-flight limit given
+//!    back.
 //!
 //! Nothing here knows an RPC by name: the route table and the `serve_*` functions come
 //! from `idl/`, and the server binds each generated service to its handler
@@ -54,7 +56,12 @@ pub(crate) use routes::Route;
 
 use crate::{
     front::ConnectionInfo,
-    ops::{access_log, metrics::RpcMetrics, shutdown::StreamsEnd},
+    ops::{
+        access_log,
+        metrics::RpcMetrics,
+        shutdown::StreamsEnd,
+        traces::{CallTrace, Traces},
+    },
 };
 
 /// The handlers of the server's services: runs a call of `route` on its service's
@@ -76,6 +83,7 @@ pub(crate) struct Pipeline<H> {
     pub(crate) waits: Waits,
     pub(crate) metrics: Arc<RpcMetrics>,
     pub(crate) streams_end: StreamsEnd,
+    pub(crate) traces: Traces,
 }
 
 impl<H: Handlers> Pipeline<H> {
@@ -91,6 +99,7 @@ impl<H: Handlers> Pipeline<H> {
         let route = Route::of_path(head.uri.path());
         let request_id = request_id::RequestId::of(&head.headers);
         let deadline = deadline::of(&head.headers, start);
+        let trace = self.traces.start(&head.headers, route, conn.peer_addr);
         let call = Arc::new(Call {
             route,
             path: match route {
@@ -104,6 +113,7 @@ impl<H: Handlers> Pipeline<H> {
             abandoned: AtomicBool::new(false),
             place: OnceLock::new(),
             metrics: Arc::clone(&self.metrics),
+            trace,
             #[cfg(test)]
             recorded: std::sync::Mutex::default(),
         });
@@ -180,6 +190,7 @@ impl<H: Handlers> Pipeline<H> {
             std::mem::take(&mut head.extensions),
             body,
             reply_encoding,
+            call.trace.recording().cloned(),
         );
         let serving = AssertUnwindSafe(self.handlers.serve(route, calls)).catch_unwind();
         let deadline = call.deadline.map(|(at, _)| at);
@@ -216,6 +227,7 @@ pub(crate) struct Call {
     /// The place this call holds under the in-flight limit, once admitted.
     place: OnceLock<Arc<admit::Places>>,
     metrics: Arc<RpcMetrics>,
+    trace: CallTrace,
     /// The codes the call was recorded with, for unit tests.
     #[cfg(test)]
     recorded: std::sync::Mutex<Vec<Code>>,
@@ -235,7 +247,15 @@ impl Call {
             places.give_back();
         }
         self.metrics.end(self.route, code, elapsed.as_secs_f64());
-        access_log::write(&self.path, &self.peer, &self.request_id, code, elapsed);
+        self.trace.end(code);
+        access_log::write(
+            &self.path,
+            &self.peer,
+            &self.request_id,
+            code,
+            elapsed,
+            self.trace.ids(),
+        );
         #[cfg(test)]
         self.recorded.lock().unwrap().push(code);
     }
@@ -255,6 +275,7 @@ impl Call {
             abandoned: AtomicBool::new(false),
             place: OnceLock::new(),
             metrics: Arc::default(),
+            trace: CallTrace::Off,
             recorded: std::sync::Mutex::default(),
         })
     }

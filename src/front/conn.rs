@@ -50,6 +50,8 @@ pub(crate) struct ConnectionInfo {
     /// The peer's address from the socket, formatted once per connection (`-` if
     /// unknown), for the access log.
     pub(crate) peer: FastStr,
+    /// The peer's address, for the call's span.
+    pub(crate) peer_addr: Option<std::net::SocketAddr>,
 }
 
 /// Serves every connection `incoming` hands over, until it has no more (its listener
@@ -112,6 +114,10 @@ async fn serve_connection<H: Handlers>(
         .map_or(FastStr::from_static_str("-"), |addr| {
             FastStr::from_string(addr.to_string())
         });
+    let peer_addr = match conn.info.peer_addr {
+        Some(volo::net::Address::Ip(addr)) => Some(addr),
+        _ => None,
+    };
     let activity = Arc::new(Activity::default());
     let calls = Arc::clone(&activity);
     let hyper_service =
@@ -120,6 +126,7 @@ async fn serve_connection<H: Handlers>(
             let conn = ConnectionInfo {
                 open_calls: calls.begin(),
                 peer: peer.clone(),
+                peer_addr,
             };
             // The connection counts the request open until its response body is dropped
             // (hyper drops it once sent), or the request is dropped before there is one.

@@ -1,6 +1,7 @@
 //! The access log: one `tracing` event per RPC, when its final status is known.
 //!
-//! Fields: method, peer, request id, gRPC code, duration. The call pipeline writes the
+//! Fields: method, peer, request id, gRPC code, duration, and the call's `trace_id` and
+//! `span_id` when it has a trace ([`crate::ops::traces`]). The call pipeline writes the
 //! line when the call ends ([`crate::call`]): for streams, when the response body ends
 //! (or is dropped), so the duration and code cover the whole stream. Events use the
 //! target `access`, so `RUST_LOG=info,access=off` silences them on their own.
@@ -20,6 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use opentelemetry::trace::{SpanId, TraceId};
 use volo_grpc::Code;
 
 use crate::call::status::code_name;
@@ -29,15 +31,25 @@ pub(crate) const LINES_PER_SECOND: u32 = 20;
 
 /// Writes the line of a call to `method` from `peer` that ended with `code` after
 /// `elapsed` (nothing if the `access` target is off).
-pub(crate) fn write(method: &str, peer: &str, request_id: &str, code: Code, elapsed: Duration) {
+pub(crate) fn write(
+    method: &str,
+    peer: &str,
+    request_id: &str,
+    code: Code,
+    elapsed: Duration,
+    trace: Option<(TraceId, SpanId)>,
+) {
     if !tracing::enabled!(target: "access", tracing::Level::WARN) {
         return;
     }
+    // The call's trace and span ids, when it has them (`None` records no field).
+    let trace_id = trace.map(|(trace_id, _)| tracing::field::display(trace_id));
+    let span_id = trace.map(|(_, span_id)| tracing::field::display(span_id));
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let code_name = code_name(code);
     if code == Code::Ok {
         // Strings and an integer, not `%display` values: no `fmt` work per field.
-        tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, "rpc");
+        tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, trace_id, span_id, "rpc");
         return;
     }
     let Some(suppressed) = limiter(code).admit(seconds()) else {
@@ -49,9 +61,9 @@ pub(crate) fn write(method: &str, peer: &str, request_id: &str, code: Code, elap
         code,
         Code::Cancelled | Code::InvalidArgument | Code::NotFound
     ) {
-        tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, "rpc");
+        tracing::info!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, trace_id, span_id, "rpc");
     } else {
-        tracing::warn!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, "rpc");
+        tracing::warn!(target: "access", method, peer, request_id, code = code_name, duration_us = micros, suppressed, trace_id, span_id, "rpc");
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`access_log`]: one line per call, when it ends. [`logging`]: how the binary logs
 //!   (a writer thread that batches, a cheap text line format).
 //! - [`shutdown`]: drain, stop accepting, GOAWAY, grace, then end open streams.
+//! - [`traces`]: OpenTelemetry spans, one per call, W3C trace context in, OTLP out.
 
 pub(crate) mod access_log;
 pub(crate) mod health;
@@ -17,3 +18,4 @@ pub(crate) mod metrics;
 pub(crate) mod prometheus;
 pub(crate) mod reflection;
 pub(crate) mod shutdown;
+pub(crate) mod traces;

@@ -11,11 +11,15 @@
 //! Each response is encoded once, when it completes ([`SnapshotEncoder`]); a snapshot is
 //! then a short header plus a copy of those bytes, not a re-encoding of every response.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    fmt::Write as _,
+    time::{Duration, SystemTime},
+};
 
 use futures::{FutureExt, StreamExt};
+use opentelemetry::KeyValue;
 use pilota::{
-    Bytes,
+    Bytes, LinkedBytes,
     pb::{EncodeLengthContext, Message},
 };
 use tokio::time::Instant;
@@ -33,6 +37,7 @@ use super::{
 };
 use crate::{
     cloudevent::{envelope, pack_encoded, timestamp},
+    ops::traces::{Children, Traced},
     simulator::{Outcome, Run},
 };
 
@@ -41,14 +46,16 @@ pub(crate) const SOURCE: &str = "urn:service:basic";
 /// CloudEvent `type` of Background messages.
 pub(crate) const TYPE: &str = "basic.service.v1.BackgroundResponseEvent";
 
-/// Checks `processes` and starts the call's stream.
+/// Checks `processes` and starts the call's stream; when the call is traced, each
+/// simulated call becomes a child span of it (up to a bound, see [`Children`]).
 pub(crate) fn background(
     handler: &BasicHandler,
     processes: i64,
+    trace: Option<&Traced>,
 ) -> Result<ReplyStream<BackgroundResponse>, Status> {
     let n = worker_count(processes, handler.max_processes)?;
     let run = handler.simulator.run(n);
-    Ok(progress(run))
+    Ok(progress(run, Children::of(trace)))
 }
 
 /// `processes` when positive, else 1; above `max` is refused.
@@ -64,7 +71,7 @@ fn worker_count(processes: i64, max: u32) -> Result<u32, Status> {
         .unwrap_or(1))
 }
 
-fn progress(mut run: Run) -> ReplyStream<BackgroundResponse> {
+fn progress(mut run: Run, mut children: Option<Children>) -> ReplyStream<BackgroundResponse> {
     let mut snapshot = SnapshotEncoder::new(timestamp(SystemTime::now()), run.remaining());
     Box::pin(async_stream::stream! {
         let first = snapshot.message(State::STATE_PROCESS, None);
@@ -84,9 +91,11 @@ fn progress(mut run: Run) -> ReplyStream<BackgroundResponse> {
                 outcome = run.next() => match outcome {
                     Some(outcome) => {
                         snapshot.push(&outcome);
+                        trace_call(&mut children, &outcome);
                         // Fold in whatever else has completed meanwhile.
                         while let Some(Some(outcome)) = run.next().now_or_never() {
                             snapshot.push(&outcome);
+                            trace_call(&mut children, &outcome);
                         }
                         news = true;
                     }
@@ -125,34 +134,80 @@ fn progress(mut run: Run) -> ReplyStream<BackgroundResponse> {
     })
 }
 
+/// The child span of a finished simulated call: CLIENT, the protocol it reported, or
+/// status ERROR with why it failed.
+fn trace_call(children: &mut Option<Children>, outcome: &Outcome) {
+    let Some(children) = children else {
+        return;
+    };
+    let index = i64::from(outcome.index);
+    match &outcome.result {
+        Ok(protocol) => children.record(
+            "simulated call",
+            || {
+                vec![
+                    KeyValue::new("basic.simulated.index", index),
+                    KeyValue::new("basic.simulated.protocol", protocol.as_str()),
+                ]
+            },
+            None,
+        ),
+        Err(err) => children.record(
+            "simulated call",
+            || {
+                vec![
+                    KeyValue::new("basic.simulated.index", index),
+                    KeyValue::new("error.type", "simulated_failure"),
+                ]
+            },
+            Some(err.to_string()),
+        ),
+    }
+}
+
 /// Bytes `message` takes on the wire: its encoding and the 5-byte gRPC prefix.
 pub(crate) fn wire_len(message: &BackgroundResponse) -> usize {
     5 + message.encoded_len(&mut EncodeLengthContext::default())
 }
 
 /// The wire form of a finished simulated call.
+#[cfg(test)]
 pub(crate) fn to_response(outcome: &Outcome) -> SomeServiceResponse {
-    let mut buf = uuid::Uuid::encode_buffer();
-    let id = outcome.id.hyphenated().encode_lower(&mut buf).to_owned();
+    let mut response = SomeServiceResponse::default();
+    fill_response(outcome, &mut response);
+    response
+}
+
+/// Writes the wire form of a finished simulated call into `response`, reusing its
+/// strings' buffers.
+fn fill_response(outcome: &Outcome, response: &mut SomeServiceResponse) {
+    fn set(field: &mut String, value: &str) {
+        field.clear();
+        field.push_str(value);
+    }
+    let mut id = uuid::Uuid::encode_buffer();
+    set(
+        &mut response.id,
+        outcome.id.hyphenated().encode_lower(&mut id),
+    );
+    set(&mut response.version, "v1");
+    let data = response.data.get_or_insert_with(SomeServiceData::default);
     match &outcome.result {
-        Ok(protocol) => SomeServiceResponse {
-            id,
-            name: format!("service-{}", outcome.index),
-            version: "v1".to_owned(),
-            data: Some(SomeServiceData {
-                value: protocol.as_str().to_owned(),
-                r#type: "protocol".to_owned(),
-            }),
-        },
-        Err(err) => SomeServiceResponse {
-            id,
-            name: "background-error".to_owned(),
-            version: "v1".to_owned(),
-            data: Some(SomeServiceData {
-                value: err.to_string(),
-                r#type: "error".to_owned(),
-            }),
-        },
+        Ok(protocol) => {
+            set(&mut response.name, "service-");
+            response
+                .name
+                .push_str(itoa::Buffer::new().format(outcome.index));
+            set(&mut data.value, protocol.as_str());
+            set(&mut data.r#type, "protocol");
+        }
+        Err(err) => {
+            set(&mut response.name, "background-error");
+            data.value.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(data.value, "{err}");
+            set(&mut data.r#type, "error");
+        }
     }
 }
 
@@ -162,13 +217,16 @@ pub(crate) fn to_response(outcome: &Outcome) -> SomeServiceResponse {
 /// concatenation of its elements, so the encoded responses are kept and appended once;
 /// each snapshot is `header ++ responses`, byte for byte what encoding the whole message
 /// would give.
-#[derive(Debug)]
 pub(crate) struct SnapshotEncoder {
     started_at: Timestamp,
     /// `responses` entries (tag, length, message) encoded so far, in completion order.
     responses: Vec<u8>,
     count: usize,
     failures: usize,
+    /// An event holding just the call being added, and the buffer it is encoded into:
+    /// both reused, so adding a call allocates nothing once their buffers have grown.
+    entry: BackgroundResponseEvent,
+    scratch: LinkedBytes,
 }
 
 impl SnapshotEncoder {
@@ -180,17 +238,29 @@ impl SnapshotEncoder {
             responses: Vec::with_capacity(n.min(1024) * 72),
             count: 0,
             failures: 0,
+            entry: BackgroundResponseEvent {
+                responses: vec![SomeServiceResponse::default()],
+                ..Default::default()
+            },
+            scratch: LinkedBytes::with_capacity(128),
         }
     }
 
     /// Adds one finished call.
     pub(crate) fn push(&mut self, outcome: &Outcome) {
-        let entry = BackgroundResponseEvent {
-            responses: vec![to_response(outcome)],
-            ..Default::default()
-        };
-        self.responses
-            .extend_from_slice(&entry.encode_to_vec(&mut EncodeLengthContext::default()));
+        if let Some(response) = self.entry.responses.first_mut() {
+            fill_response(outcome, response);
+        }
+        self.scratch.bytes_mut().clear();
+        self.entry.encode_raw(&mut self.scratch);
+        if self.scratch.iter_list().next().is_none() {
+            self.responses.extend_from_slice(self.scratch.bytes());
+        } else {
+            // Large fields are linked rather than copied (never the case for these
+            // short strings): take them all, and start the next call afresh.
+            let whole = std::mem::replace(&mut self.scratch, LinkedBytes::with_capacity(128));
+            self.responses.extend_from_slice(&whole.concat());
+        }
         self.count += 1;
         self.failures += usize::from(outcome.result.is_err());
     }
@@ -276,7 +346,7 @@ mod tests {
     /// Reads a whole Background stream of `n` calls, pausing `reader` after each message.
     async fn read_all(sim: &Simulator, n: u32, reader: Duration) -> Vec<Seen> {
         let start = Instant::now();
-        let mut stream = progress(sim.run(n));
+        let mut stream = progress(sim.run(n), None);
         let mut seen = Vec::new();
         let mut previous = Vec::new();
         while let Some(message) = stream.next().await {
@@ -376,7 +446,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dropping_the_stream_stops_every_worker() {
         let sim = simulator(DEFAULT_DELAY, 5);
-        let mut stream = progress(sim.run(1_000));
+        let mut stream = progress(sim.run(1_000), None);
         stream.next().await.unwrap().unwrap();
         stream.next().await.unwrap().unwrap();
         assert!(sim.active_workers() > 0);

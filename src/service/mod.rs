@@ -31,6 +31,8 @@ use volo_grpc::{RecvStream, Request, Response, Status};
 
 use eliza::Script;
 
+use crate::ops::traces::Traced;
+
 /// A stream of replies as the generated trait wants it.
 pub type ReplyStream<T> = volo_gen::rpc::Replies<T>;
 
@@ -63,6 +65,7 @@ impl BasicService for BasicHandler {
         &self,
         req: Request<BackgroundRequest>,
     ) -> Result<Response<ReplyStream<BackgroundResponse>>, Status> {
-        background::background(self, req.get_ref().processes).map(Response::new)
+        let trace = req.extensions().get::<Traced>();
+        background::background(self, req.get_ref().processes, trace).map(Response::new)
     }
 }

@@ -1,92 +1,15 @@
 //! The server binary itself: flags, startup errors, accept errors, signals.
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use basic_service::client::{ClientOptions, connect};
 use volo_gen::basic::service::v1::HelloRequest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_basic-service");
-
-/// Starts the binary through `sh` (for `ulimit`) and reads its listen address from the
-/// JSON log. The child is killed if the test fails before [`stop`].
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(fd_limit: Option<u32>, extra: &[&str]) -> Self {
-        let ulimit = fd_limit
-            .map(|n| format!("ulimit -n {n} && "))
-            .unwrap_or_default();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{ulimit}exec \"$0\" \"$@\""))
-            .arg(BIN)
-            .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn server binary");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .expect("read log");
-            if line.contains("listening") {
-                let start = line.find("\"addr\":\"").expect("addr field") + 8;
-                let end = start + line[start..].find('"').expect("addr end");
-                break line[start..end].parse().expect("addr parses");
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = std::sync::Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if let Ok(mut log) = sink.lock() {
-                    log.push(line);
-                }
-            }
-        });
-        Self { child, addr, log }
-    }
-
-    /// SIGTERM, then the exit status (waits at most 30 s). Async, so that the test's
-    /// own runtime keeps running its client connections (they must see the GOAWAY).
-    async fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::process::{BIN, Server};
 
 async fn hello(addr: SocketAddr) -> Result<(), volo_grpc::Status> {
     let client = connect(&ClientOptions {
