@@ -99,7 +99,9 @@ impl<H: Handlers> Pipeline<H> {
         let route = Route::of_path(head.uri.path());
         let request_id = request_id::RequestId::of(&head.headers);
         let deadline = deadline::of(&head.headers, start);
-        let trace = self.traces.start(&head.headers, route, conn.peer_addr);
+        let trace = self
+            .traces
+            .start(&head.headers, route, conn.peer_addr, &conn.peer);
         let call = Arc::new(Call {
             route,
             path: match route {
@@ -190,7 +192,11 @@ impl<H: Handlers> Pipeline<H> {
             std::mem::take(&mut head.extensions),
             body,
             reply_encoding,
-            call.trace.recording().cloned(),
+            // Only streams' handlers outlive their call's setup and add to its span.
+            call.trace
+                .recording()
+                .filter(|_| route.method.server_streaming)
+                .cloned(),
         );
         let serving = AssertUnwindSafe(self.handlers.serve(route, calls)).catch_unwind();
         let deadline = call.deadline.map(|(at, _)| at);

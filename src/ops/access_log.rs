@@ -21,10 +21,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry::trace::{SpanId, TraceId};
 use volo_grpc::Code;
 
-use crate::call::status::code_name;
+use crate::{call::status::code_name, ops::traces::Ids};
 
 /// Lines per second per code for calls that did not end OK.
 pub(crate) const LINES_PER_SECOND: u32 = 20;
@@ -37,14 +36,14 @@ pub(crate) fn write(
     request_id: &str,
     code: Code,
     elapsed: Duration,
-    trace: Option<(TraceId, SpanId)>,
+    trace: Option<Ids>,
 ) {
     if !tracing::enabled!(target: "access", tracing::Level::WARN) {
         return;
     }
     // The call's trace and span ids, when it has them (`None` records no field).
-    let trace_id = trace.map(|(trace_id, _)| tracing::field::display(trace_id));
-    let span_id = trace.map(|(_, span_id)| tracing::field::display(span_id));
+    let trace_id = trace.as_ref().map(Ids::trace_id);
+    let span_id = trace.as_ref().map(Ids::span_id);
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let code_name = code_name(code);
     if code == Code::Ok {

@@ -31,7 +31,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
@@ -40,15 +40,18 @@ use std::{
 use opentelemetry::{
     Context, KeyValue, StringValue,
     propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator},
-    trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _, TracerProvider as _},
+    trace::{
+        Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _,
+        TracerProvider as _,
+    },
 };
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
     propagation::{BaggagePropagator, TraceContextPropagator},
     trace::{
-        BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData,
-        SpanExporter, SpanProcessor,
+        BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, Span as SdkSpan,
+        SpanData, SpanExporter, SpanProcessor,
     },
 };
 use volo_grpc::Code;
@@ -83,7 +86,7 @@ pub(crate) struct Traces {
 }
 
 struct Export {
-    tracer: SdkTracer,
+    tracer: Arc<SdkTracer>,
 }
 
 impl Traces {
@@ -115,7 +118,12 @@ impl Traces {
                         .with_version(env!("CARGO_PKG_VERSION"))
                         .build(),
                 );
-                (Some(Export { tracer }), Flush(Some((provider, queue))))
+                (
+                    Some(Export {
+                        tracer: Arc::new(tracer),
+                    }),
+                    Flush(Some((provider, queue))),
+                )
             }
         };
         if export.is_none() {
@@ -126,19 +134,21 @@ impl Traces {
             propagator,
             tracecontext,
             health_and_reflection: config.health_and_reflection,
-            server_address: StringValue::from(listen.ip().to_string()),
+            // Reference-counted: each span clones it.
+            server_address: StringValue::from(Arc::<str>::from(listen.ip().to_string())),
             server_port: i64::from(listen.port()),
         };
         Ok((traces, flush))
     }
 
-    /// The trace of a call to `route` (`None`: no such RPC) from `peer`, arriving now
-    /// with `headers`.
+    /// The trace of a call to `route` (`None`: no such RPC) from `peer` (`peer_text`:
+    /// the same, formatted), arriving now with `headers`.
     pub(crate) fn start(
         &self,
         headers: &http::HeaderMap,
         route: Option<Route>,
         peer: Option<SocketAddr>,
+        peer_text: &str,
     ) -> CallTrace {
         if let Some(route) = route
             && !self.health_and_reflection
@@ -149,7 +159,12 @@ impl Traces {
         let Some(export) = &self.export else {
             return self.ids_only(headers);
         };
-        let parent = self.propagator.extract(&Headers(headers));
+        // Most calls carry no trace context: skip the propagators' lookups then.
+        let parent = if headers.contains_key(TRACEPARENT) || headers.contains_key(BAGGAGE) {
+            self.propagator.extract(&Headers(headers))
+        } else {
+            Context::new()
+        };
         let (name, service, method) = match route {
             Some(route) => (
                 // The path without its leading slash: `basic.v1.BasicService/Hello`.
@@ -159,28 +174,36 @@ impl Traces {
             ),
             None => (Cow::Borrowed(OTHER), None, OTHER),
         };
-        let mut attributes = Vec::with_capacity(8);
-        attributes.push(KeyValue::new("rpc.system", "grpc"));
-        if let Some(service) = service {
-            attributes.push(KeyValue::new("rpc.service", service));
-        }
-        attributes.push(KeyValue::new("rpc.method", method));
-        attributes.push(KeyValue::new("server.address", self.server_address.clone()));
-        attributes.push(KeyValue::new("server.port", self.server_port));
-        if let Some(peer) = peer {
-            attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
-            attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
-        }
-        let span = export
+        // The attributes are set once the sampler has decided (its decision does not
+        // depend on them): a call it drops costs no attribute. The Vec has room for all,
+        // the status code the end adds included.
+        let mut span = export
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
-            .start_with_context(&export.tracer, &parent);
-        CallTrace::Span(Box::new(Traced {
-            cx: parent.with_span(span),
-            tracer: export.tracer.clone(),
-        }))
+            .with_attributes(Vec::with_capacity(9))
+            .start_with_context(&*export.tracer, &parent);
+        if span.is_recording() {
+            span.set_attribute(KeyValue::new("rpc.system", "grpc"));
+            if let Some(service) = service {
+                span.set_attribute(KeyValue::new("rpc.service", service));
+            }
+            span.set_attribute(KeyValue::new("rpc.method", method));
+            span.set_attribute(KeyValue::new("server.address", self.server_address.clone()));
+            span.set_attribute(KeyValue::new("server.port", self.server_port));
+            if let Some(peer) = peer {
+                span.set_attribute(KeyValue::new(
+                    "network.peer.address",
+                    ip_of(peer_text, peer),
+                ));
+                span.set_attribute(KeyValue::new("network.peer.port", i64::from(peer.port())));
+            }
+        }
+        CallTrace::Span(Traced(Arc::new(CallSpan {
+            context: span.span_context().clone(),
+            span: Mutex::new(span),
+            tracer: Arc::clone(&export.tracer),
+        })))
     }
 
     /// With export off: the caller's trace id and a span id of our own, when the caller
@@ -204,6 +227,18 @@ impl Traces {
 /// The method name of a call to an unknown path (the semantic conventions' `_OTHER`).
 const OTHER: &str = "_OTHER";
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
+
+/// The IP part of the peer's address, from its text (formatted once per connection)
+/// rather than formatted again per call.
+fn ip_of(text: &str, addr: SocketAddr) -> String {
+    match text.rsplit_once(':') {
+        Some((ip, _)) if !ip.is_empty() => {
+            ip.trim_start_matches('[').trim_end_matches(']').to_owned()
+        }
+        _ => addr.ip().to_string(),
+    }
+}
 
 /// The trace of one call.
 #[derive(Debug)]
@@ -213,27 +248,24 @@ pub(crate) enum CallTrace {
     /// Not exported, but the caller sent a trace context: the ids its log line carries.
     Ids { trace_id: TraceId, span_id: SpanId },
     /// The call's span (recording, or not when the sampler said so).
-    Span(Box<Traced>),
+    Span(Traced),
 }
 
 impl CallTrace {
     /// The trace and span ids for the log line.
-    pub(crate) fn ids(&self) -> Option<(TraceId, SpanId)> {
-        match self {
-            CallTrace::Off => None,
-            CallTrace::Ids { trace_id, span_id } => Some((*trace_id, *span_id)),
-            CallTrace::Span(traced) => {
-                let span = traced.cx.span();
-                let context = span.span_context();
-                Some((context.trace_id(), context.span_id()))
-            }
-        }
+    pub(crate) fn ids(&self) -> Option<Ids> {
+        let (trace_id, span_id) = match self {
+            CallTrace::Off => return None,
+            CallTrace::Ids { trace_id, span_id } => (*trace_id, *span_id),
+            CallTrace::Span(traced) => (traced.0.context.trace_id(), traced.0.context.span_id()),
+        };
+        Some(Ids::new(trace_id, span_id))
     }
 
     /// The span, for what the call adds to it (`None` when nothing would be recorded).
     pub(crate) fn recording(&self) -> Option<&Traced> {
         match self {
-            CallTrace::Span(traced) if traced.cx.span().is_recording() => Some(traced),
+            CallTrace::Span(traced) if traced.is_recording() => Some(traced),
             _ => None,
         }
     }
@@ -244,15 +276,44 @@ impl CallTrace {
         let Some(traced) = self.recording() else {
             return;
         };
-        let span = traced.cx.span();
-        span.set_attribute(KeyValue::new(
-            "rpc.grpc.status_code",
-            i64::from(i32::from(code)),
-        ));
-        if is_server_error(code) {
-            span.set_status(Status::error(crate::call::status::code_name(code)));
+        traced.with_span(|span| {
+            span.set_attribute(KeyValue::new(
+                "rpc.grpc.status_code",
+                i64::from(i32::from(code)),
+            ));
+            if is_server_error(code) {
+                span.set_status(Status::error(crate::call::status::code_name(code)));
+            }
+            span.end();
+        });
+    }
+}
+
+/// A call's trace and span ids as lowercase hex, as the W3C and OTLP write them.
+pub(crate) struct Ids {
+    hex: [u8; 48],
+}
+
+impl Ids {
+    fn new(trace_id: TraceId, span_id: SpanId) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 48];
+        let bytes = trace_id.to_bytes().into_iter().chain(span_id.to_bytes());
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
         }
-        span.end();
+        Self { hex }
+    }
+
+    /// 32 hex digits.
+    pub(crate) fn trace_id(&self) -> &str {
+        std::str::from_utf8(&self.hex[..32]).unwrap_or_default()
+    }
+
+    /// 16 hex digits.
+    pub(crate) fn span_id(&self) -> &str {
+        std::str::from_utf8(&self.hex[32..]).unwrap_or_default()
     }
 }
 
@@ -269,30 +330,51 @@ pub(crate) fn is_server_error(code: Code) -> bool {
     )
 }
 
-/// A call's span in its context, and the tracer for its children; handlers find it in
-/// their request's extensions when the call is traced.
+/// A call's span; the handlers of streaming RPCs find it in their request's extensions
+/// when the call is traced. Cheap to clone (one `Arc`).
 #[derive(Clone, Debug)]
-pub(crate) struct Traced {
-    pub(crate) cx: Context,
-    tracer: SdkTracer,
+pub(crate) struct Traced(Arc<CallSpan>);
+
+#[derive(Debug)]
+struct CallSpan {
+    /// The span's ids (for children and logs, without the lock).
+    context: SpanContext,
+    /// Locked only to add to the span: its messages' events and its end.
+    span: Mutex<SdkSpan>,
+    tracer: Arc<SdkTracer>,
 }
 
 impl Traced {
+    fn is_recording(&self) -> bool {
+        self.0.context.is_sampled()
+    }
+
+    /// Runs `f` on the span (nothing if a panic poisoned its lock).
+    fn with_span(&self, f: impl FnOnce(&mut SdkSpan)) {
+        if let Ok(mut span) = self.0.span.lock() {
+            f(&mut span);
+        }
+    }
+
     /// Adds the `message` event of the `id`-th streamed reply (1-based).
     pub(crate) fn sent(&self, id: u64) {
-        self.cx.span().add_event(
-            "message",
-            vec![
-                KeyValue::new("message.type", "SENT"),
-                KeyValue::new("message.id", i64::try_from(id).unwrap_or(i64::MAX)),
-            ],
-        );
+        self.with_span(|span| {
+            span.add_event(
+                "message",
+                vec![
+                    KeyValue::new("message.type", "SENT"),
+                    KeyValue::new("message.id", i64::try_from(id).unwrap_or(i64::MAX)),
+                ],
+            );
+        });
     }
 }
 
 /// The child spans of one call, at most [`MAX_CHILD_SPANS`]; the rest are counted.
 pub(crate) struct Children {
     traced: Traced,
+    /// The call's span as the parent of its children.
+    parent: Context,
     started: SystemTime,
     recorded: u32,
     untraced: u64,
@@ -301,9 +383,10 @@ pub(crate) struct Children {
 impl Children {
     /// Children of the call `traced` (if it is recorded) that all start now.
     pub(crate) fn of(traced: Option<&Traced>) -> Option<Self> {
-        let traced = traced.filter(|t| t.cx.span().is_recording())?;
+        let traced = traced.filter(|t| t.is_recording())?;
         Some(Self {
             traced: traced.clone(),
+            parent: Context::new().with_remote_span_context(traced.0.context.clone()),
             started: SystemTime::now(),
             recorded: 0,
             untraced: 0,
@@ -323,14 +406,13 @@ impl Children {
             return;
         }
         self.recorded += 1;
-        let tracer = &self.traced.tracer;
+        let tracer = &self.traced.0.tracer;
         let mut span = tracer
             .span_builder(name)
             .with_kind(SpanKind::Client)
             .with_start_time(self.started)
             .with_attributes(attributes())
-            .start_with_context(tracer, &self.traced.cx);
-        use opentelemetry::trace::Span as _;
+            .start_with_context(&**tracer, &self.parent);
         if let Some(error) = error {
             span.set_status(Status::error(error));
         }
@@ -342,10 +424,10 @@ impl Drop for Children {
     /// Counts on the call's span the children that were not recorded.
     fn drop(&mut self) {
         if self.untraced > 0 {
-            self.traced.cx.span().set_attribute(KeyValue::new(
-                "basic.untraced_children",
-                i64::try_from(self.untraced).unwrap_or(i64::MAX),
-            ));
+            let untraced = i64::try_from(self.untraced).unwrap_or(i64::MAX);
+            self.traced.with_span(|span| {
+                span.set_attribute(KeyValue::new("basic.untraced_children", untraced));
+            });
         }
     }
 }
@@ -654,6 +736,25 @@ impl Flush {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_lowercase_hex_as_opentelemetry_writes_them() {
+        let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let span_id = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        let ids = Ids::new(trace_id, span_id);
+        assert_eq!(ids.trace_id(), trace_id.to_string());
+        assert_eq!(ids.span_id(), span_id.to_string());
+        assert_eq!(ids.span_id(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn the_peer_ip_comes_from_its_text() {
+        let v4: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(ip_of("127.0.0.1:4000", v4), "127.0.0.1");
+        let v6: SocketAddr = "[::1]:4000".parse().unwrap();
+        assert_eq!(ip_of("[::1]:4000", v6), "::1");
+        assert_eq!(ip_of("-", v6), "::1");
+    }
 
     #[test]
     fn server_errors_are_the_conventions_list() {
