@@ -140,12 +140,18 @@ impl Calls for Incoming {
     where
         Resp: Message + Send + 'static,
     {
-        let replies = replies.map(|replies| Sent {
-            replies,
-            trace: self.trace,
-            count: 0,
-        });
-        Self::respond(replies, self.reply_encoding)
+        match self.trace {
+            // Untraced (the usual case): the replies as they are, no wrapper per message.
+            None => Self::respond(replies, self.reply_encoding),
+            Some(trace) => {
+                let replies = replies.map(|replies| Sent {
+                    replies,
+                    trace,
+                    count: 0,
+                });
+                Self::respond(replies, self.reply_encoding)
+            }
+        }
     }
 
     fn unknown(self) -> Status {
@@ -156,7 +162,7 @@ impl Calls for Incoming {
 /// A stream of replies that adds a `message` event to the call's span per reply.
 struct Sent<S> {
     replies: S,
-    trace: Option<Traced>,
+    trace: Traced,
     count: u64,
 }
 
@@ -165,10 +171,9 @@ impl<S: Stream + Unpin> Stream for Sent<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let next = Pin::new(&mut self.replies).poll_next(cx);
-        if let (Poll::Ready(Some(_)), Some(trace)) = (&next, &self.trace) {
-            let id = self.count + 1;
-            trace.sent(id);
-            self.count = id;
+        if let Poll::Ready(Some(_)) = &next {
+            self.count += 1;
+            self.trace.sent(self.count);
         }
         next
     }
