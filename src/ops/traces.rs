@@ -4,9 +4,9 @@
 //! is off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
 //! set (and `OTEL_SDK_DISABLED` is not `true`, `OTEL_TRACES_EXPORTER` not `none`); the
 //! protocol (`grpc` or `http/protobuf`, the default), the resource, the sampler
-//! (default `parentbased_always_on`), the batch processor (`OTEL_BSP_*`) and the
-//! exporter's headers and timeout are read by the SDK and the OTLP exporter themselves.
-//! `OTEL_PROPAGATORS` (default `tracecontext,baggage`) is read here.
+//! (default `parentbased_always_on`) and the batch processor (`OTEL_BSP_*`) are read by
+//! the SDK; the exporter's headers, timeout and compression by [`otlp`];
+//! `OTEL_PROPAGATORS` (default `tracecontext,baggage`) here.
 //!
 //! **Per call** ([`Traces::start`]): the caller's `traceparent`/`tracestate` (from the
 //! request headers, so on every protocol) become the parent of the call's span, named
@@ -58,6 +58,10 @@ use volo_grpc::Code;
 
 use crate::{call::Route, error::ServerError};
 
+mod otlp;
+
+use otlp::OtlpExporter;
+
 /// Child spans one call may add (Background's simulated calls); the rest are counted on
 /// the call's span, so one large call cannot flood the exporter's queue.
 pub(crate) const MAX_CHILD_SPANS: u32 = 100;
@@ -107,7 +111,7 @@ impl Traces {
         let (export, flush) = match Destination::of(&env)? {
             None => (None, Flush(None)),
             Some(destination) => {
-                let (provider, queue) = provider(&destination)?;
+                let (provider, queue) = provider(&destination, &env)?;
                 tracing::info!(
                     endpoint = %destination.endpoint,
                     protocol = destination.protocol.name(),
@@ -539,20 +543,11 @@ impl Destination {
 
 /// The tracer provider: the OTLP exporter (on the runtime), behind the SDK's batch
 /// processor, behind the bounded queue.
-fn provider(destination: &Destination) -> Result<(SdkTracerProvider, Arc<Queue>), ServerError> {
-    let failed = |err: opentelemetry_otlp::ExporterBuildError| {
-        ServerError::Traces(format!("the OTLP exporter: {err}"))
-    };
-    let exporter = match destination.protocol {
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()
-            .map_err(failed)?,
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()
-            .map_err(failed)?,
-    };
+fn provider(
+    destination: &Destination,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(SdkTracerProvider, Arc<Queue>), ServerError> {
+    let exporter = OtlpExporter::new(destination.protocol, &destination.endpoint, env)?;
     let max_queue = env_number("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(2048).max(1);
     let export_timeout = env_number("OTEL_BSP_EXPORT_TIMEOUT")
         .map_or(Duration::from_secs(30), |ms| {
@@ -671,7 +666,7 @@ impl SpanProcessor for Bounded {
 /// waits for them on its own thread), each bounded by the export timeout.
 #[derive(Debug)]
 struct OnRuntime {
-    exporter: Arc<opentelemetry_otlp::SpanExporter>,
+    exporter: Arc<OtlpExporter>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
     queue: Arc<Queue>,
