@@ -253,7 +253,7 @@ impl Call {
             places.give_back();
         }
         self.metrics.end(self.route, code, elapsed.as_secs_f64());
-        self.trace.end(code);
+        self.trace.end(code, elapsed);
         access_log::write(
             &self.path,
             &self.peer,

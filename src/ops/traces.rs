@@ -181,10 +181,12 @@ impl Traces {
         // The attributes are set once the sampler has decided (its decision does not
         // depend on them): a call it drops costs no attribute. The Vec has room for all,
         // the status code the end adds included.
+        let started = SystemTime::now();
         let mut span = export
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
+            .with_start_time(started)
             .with_attributes(Vec::with_capacity(9))
             .start_with_context(&*export.tracer, &parent);
         if span.is_recording() {
@@ -204,6 +206,7 @@ impl Traces {
             }
         }
         CallTrace::Span(Traced(Arc::new(CallSpan {
+            started,
             context: span.span_context().clone(),
             span: Mutex::new(span),
             tracer: Arc::clone(&export.tracer),
@@ -274,9 +277,11 @@ impl CallTrace {
         }
     }
 
-    /// Ends the span with the call's final `code`: `rpc.grpc.status_code`, and status
-    /// ERROR for the codes the gRPC conventions count as server errors.
-    pub(crate) fn end(&self, code: Code) {
+    /// Ends the span, `elapsed` after the call arrived (by the monotonic clock: one
+    /// clock read less, and immune to wall-clock steps), with the call's final `code`:
+    /// `rpc.grpc.status_code`, and status ERROR for the codes the gRPC conventions
+    /// count as server errors.
+    pub(crate) fn end(&self, code: Code, elapsed: Duration) {
         let Some(traced) = self.recording() else {
             return;
         };
@@ -288,7 +293,7 @@ impl CallTrace {
             if is_server_error(code) {
                 span.set_status(Status::error(crate::call::status::code_name(code)));
             }
-            span.end();
+            span.end_with_timestamp(traced.0.started + elapsed);
         });
     }
 }
@@ -341,6 +346,8 @@ pub(crate) struct Traced(Arc<CallSpan>);
 
 #[derive(Debug)]
 struct CallSpan {
+    /// When the call arrived, by the wall clock.
+    started: SystemTime,
     /// The span's ids (for children and logs, without the lock).
     context: SpanContext,
     /// Locked only to add to the span: its messages' events and its end.

@@ -716,40 +716,45 @@ impl Message for Scope<'_> {
 /// the `Resource` message): one `ResourceSpans`, one `ScopeSpans` per instrumentation
 /// scope, in the order the scopes first appear.
 pub(super) fn encode_request(resource: &[u8], spans: &[SpanData]) -> Vec<u8> {
-    let encoded: Vec<Span<'_>> = spans.iter().map(Span::new).collect();
-    // The scopes, in order of appearance (one, in practice).
-    let mut scopes: Vec<&opentelemetry::InstrumentationScope> = Vec::new();
-    for span in spans {
-        if !scopes.contains(&&span.instrumentation_scope) {
-            scopes.push(&span.instrumentation_scope);
+    // Each span's length is computed once, and each scope's.
+    let encoded: Vec<(Span<'_>, usize)> = spans
+        .iter()
+        .map(|span| {
+            let span = Span::new(span);
+            let len = span.len();
+            (span, len)
+        })
+        .collect();
+    // The scopes, in order of appearance (one, in practice), with their lengths.
+    let mut scopes: Vec<(&opentelemetry::InstrumentationScope, usize)> = Vec::new();
+    for (span, len) in &encoded {
+        let scope = &span.span.instrumentation_scope;
+        let len = bytes_field_len(2, *len);
+        match scopes.iter_mut().find(|(s, _)| *s == scope) {
+            Some((_, total)) => *total += len,
+            None => scopes.push((scope, Scope(scope).field_len(1) + len)),
         }
     }
-    let scope_spans_len = |scope: &opentelemetry::InstrumentationScope| {
-        Scope(scope).field_len(1)
-            + encoded
-                .iter()
-                .filter(|s| s.span.instrumentation_scope == *scope)
-                .map(|s| s.field_len(2))
-                .sum::<usize>()
-    };
     let resource_spans_len = bytes_field_len(1, resource.len())
         + scopes
             .iter()
-            .map(|scope| bytes_field_len(2, scope_spans_len(scope)))
+            .map(|(_, len)| bytes_field_len(2, *len))
             .sum::<usize>();
     let mut buf = Vec::with_capacity(bytes_field_len(1, resource_spans_len));
     key(&mut buf, 1, LEN);
     varint(&mut buf, resource_spans_len as u64);
     bytes_field(&mut buf, 1, resource);
-    for scope in scopes {
+    for (scope, len) in scopes {
         key(&mut buf, 2, LEN);
-        varint(&mut buf, scope_spans_len(scope) as u64);
+        varint(&mut buf, len as u64);
         Scope(scope).field(&mut buf, 1);
-        for span in encoded
+        for (span, len) in encoded
             .iter()
-            .filter(|s| s.span.instrumentation_scope == *scope)
+            .filter(|(s, _)| s.span.instrumentation_scope == *scope)
         {
-            span.field(&mut buf, 2);
+            key(&mut buf, 2, LEN);
+            varint(&mut buf, *len as u64);
+            span.encode(&mut buf);
         }
     }
     buf
