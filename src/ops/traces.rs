@@ -2,11 +2,11 @@
 //!
 //! **Configuration** is the OpenTelemetry SDK's own, from the standard variables. Export
 //! is off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
-//! set (and `OTEL_SDK_DISABLED` is not `true`, `OTEL_TRACES_EXPORTER` not `none`); the
-//! protocol (`grpc` or `http/protobuf`, the default), the resource, the sampler
-//! (default `parentbased_always_on`) and the batch processor (`OTEL_BSP_*`) are read by
-//! the SDK; the exporter's headers, timeout and compression by [`otlp`];
-//! `OTEL_PROPAGATORS` (default `tracecontext,baggage`) here.
+//! set (and `OTEL_SDK_DISABLED` is not `true`, `OTEL_TRACES_EXPORTER` not `none`). The
+//! resource, the sampler (default `parentbased_always_on`) and the batch processor
+//! (`OTEL_BSP_*`) are read by the SDK; the exporter's headers, timeout and compression by
+//! [`otlp`], our OTLP exporter; the endpoint, the protocol (`grpc` or `http/protobuf`,
+//! the default) and `OTEL_PROPAGATORS` (default `tracecontext,baggage`) here.
 //!
 //! **Per call** ([`Traces::start`]): the caller's `traceparent`/`tracestate` (from the
 //! request headers, so on every protocol) become the parent of the call's span, named
