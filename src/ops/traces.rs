@@ -160,9 +160,23 @@ impl Traces {
         {
             return CallTrace::Off;
         }
-        let Some(export) = &self.export else {
-            return self.ids_only(headers);
-        };
+        match &self.export {
+            None => self.ids_only(headers),
+            Some(export) => self.span(export, headers, route, peer, peer_text),
+        }
+    }
+
+    /// The exported span of a call (out of line: the pipeline's hot path stays small
+    /// when traces are off).
+    #[inline(never)]
+    fn span(
+        &self,
+        export: &Export,
+        headers: &http::HeaderMap,
+        route: Option<Route>,
+        peer: Option<SocketAddr>,
+        peer_text: &str,
+    ) -> CallTrace {
         // Most calls carry no trace context: skip the propagators' lookups then.
         let parent = if headers.contains_key(TRACEPARENT) || headers.contains_key(BAGGAGE) {
             self.propagator.extract(&Headers(headers))
@@ -219,6 +233,11 @@ impl Traces {
         if !self.tracecontext || !headers.contains_key(TRACEPARENT) {
             return CallTrace::Off;
         }
+        Self::caller_ids(headers)
+    }
+
+    #[inline(never)]
+    fn caller_ids(headers: &http::HeaderMap) -> CallTrace {
         let parent = TraceContextPropagator::new().extract(&Headers(headers));
         let parent = parent.span().span_context().clone();
         if !parent.is_valid() {
@@ -282,9 +301,13 @@ impl CallTrace {
     /// `rpc.grpc.status_code`, and status ERROR for the codes the gRPC conventions
     /// count as server errors.
     pub(crate) fn end(&self, code: Code, elapsed: Duration) {
-        let Some(traced) = self.recording() else {
-            return;
-        };
+        if let Some(traced) = self.recording() {
+            Self::end_span(traced, code, elapsed);
+        }
+    }
+
+    #[inline(never)]
+    fn end_span(traced: &Traced, code: Code, elapsed: Duration) {
         traced.with_span(|span| {
             span.set_attribute(KeyValue::new(
                 "rpc.grpc.status_code",
