@@ -237,6 +237,14 @@ fn client(addr: SocketAddr) -> volo_gen::basic::v1::BasicServiceClient {
     .expect("client")
 }
 
+/// `message` as a request whose caller's sampled span is in trace `trace`.
+fn sampled<T>(message: T, trace: &str) -> volo_grpc::Request<T> {
+    let mut req = volo_grpc::Request::new(message);
+    req.metadata_mut()
+        .insert("traceparent", traceparent(trace, true).parse().unwrap());
+    req
+}
+
 /// A Hello carrying `traceparent` (and `tracestate`, if given).
 fn hello(traceparent: &str, tracestate: Option<&str>) -> volo_grpc::Request<HelloRequest> {
     let mut req = volo_grpc::Request::new(HelloRequest {
@@ -330,9 +338,7 @@ async fn streams_are_one_span_each_over_http_protobuf_export() {
 
     // Background: the span lasts until the last message; each simulated call is a child.
     let trace = "11111111111111111111111111111111";
-    let mut req = volo_grpc::Request::new(BackgroundRequest { processes: 5 });
-    req.metadata_mut()
-        .insert("traceparent", traceparent(trace, true).parse().unwrap());
+    let req = sampled(BackgroundRequest { processes: 5 }, trace);
     let mut stream = Box::pin(
         client
             .background(req)
@@ -378,9 +384,7 @@ async fn streams_are_one_span_each_over_http_protobuf_export() {
     // Talk: one event per turn, no message text.
     let trace = "22222222222222222222222222222222";
     let (tx, rx) = async_channel(8);
-    let mut req = volo_grpc::Request::new(rx);
-    req.metadata_mut()
-        .insert("traceparent", traceparent(trace, true).parse().unwrap());
+    let req = sampled(rx, trace);
     let mut answers = Box::pin(client.talk(req).await.expect("talk").into_inner());
     for text in ["Men are all alike.", "They're always bugging us.", "bye"] {
         tx.send(say(text)).await.unwrap();
@@ -431,9 +435,7 @@ async fn statuses_follow_the_grpc_server_conventions_and_a_cancelled_call_ends_i
 
     // INVALID_ARGUMENT: a client's error, not the server's.
     let trace = "33333333333333333333333333333333";
-    let mut req = volo_grpc::Request::new(BackgroundRequest { processes: 11 });
-    req.metadata_mut()
-        .insert("traceparent", traceparent(trace, true).parse().unwrap());
+    let req = sampled(BackgroundRequest { processes: 11 }, trace);
     let status = client.background(req).await.err().expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument);
     let span = receiver
@@ -471,9 +473,7 @@ async fn statuses_follow_the_grpc_server_conventions_and_a_cancelled_call_ends_i
     // A Talk stream the client drops: CANCELLED, and the span still ends.
     let trace = "55555555555555555555555555555555";
     let (tx, rx) = async_channel(8);
-    let mut req = volo_grpc::Request::new(rx);
-    req.metadata_mut()
-        .insert("traceparent", traceparent(trace, true).parse().unwrap());
+    let req = sampled(rx, trace);
     let mut answers = Box::pin(client.talk(req).await.expect("talk").into_inner());
     tx.send(say("Hello")).await.unwrap();
     let _ = next_ok(&mut answers).await;
@@ -541,9 +541,7 @@ async fn health_and_reflection_are_traced_only_when_asked() {
             .address(volo::net::Address::from(server.addr))
             .build();
         let trace = "77777777777777777777777777777777";
-        let mut req = volo_grpc::Request::new(HealthCheckRequest::default());
-        req.metadata_mut()
-            .insert("traceparent", traceparent(trace, true).parse().unwrap());
+        let req = sampled(HealthCheckRequest::default(), trace);
         health.check(req).await.expect("check");
         // A traced call after it: once its span is in, the health span would be too.
         let marker = "88888888888888888888888888888888";
