@@ -578,8 +578,10 @@ fn provider(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(SdkTracerProvider, Arc<Queue>), ServerError> {
     let exporter = OtlpExporter::new(destination.protocol, &destination.endpoint, env)?;
-    let max_queue = env_number("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(2048).max(1);
-    let export_timeout = env_number("OTEL_BSP_EXPORT_TIMEOUT")
+    let max_queue = number(env, "OTEL_BSP_MAX_QUEUE_SIZE")
+        .unwrap_or(2048)
+        .max(1);
+    let export_timeout = number(env, "OTEL_BSP_EXPORT_TIMEOUT")
         .map_or(Duration::from_secs(30), |ms| {
             Duration::from_millis(ms as u64)
         });
@@ -624,8 +626,9 @@ fn resource() -> Resource {
     }
 }
 
-fn env_number(name: &str) -> Option<usize> {
-    std::env::var(name).ok()?.trim().parse().ok()
+/// The variable `name` as a number, through the same `env` as every other setting.
+fn number(env: &impl Fn(&str) -> Option<String>, name: &str) -> Option<usize> {
+    env(name)?.trim().parse().ok()
 }
 
 /// Spans waiting for export: entered when a span ends, left when its export is done.

@@ -188,6 +188,13 @@ fn reply(status: StatusCode, content_type: &str, frames: Vec<Frame<Bytes>>) -> R
         .unwrap()
 }
 
+/// Whether the span's status is unset (absent, or present with code UNSET).
+fn status_unset(span: &Span) -> bool {
+    span.status
+        .as_ref()
+        .is_none_or(|s| s.code == SpanStatus::Unset as i32)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -300,11 +307,7 @@ async fn a_call_is_a_server_span_child_of_the_callers_over_grpc_export() {
     );
     assert!(int_attr(a, "network.peer.port").is_some_and(|p| p > 0));
     // OK is not an error: the status stays unset.
-    assert!(
-        span.status
-            .as_ref()
-            .is_none_or(|s| s.code == SpanStatus::Unset as i32)
-    );
+    assert!(status_unset(span), "{:?}", span.status);
     assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
 
     // The access log line carries the same ids.
@@ -443,24 +446,18 @@ async fn statuses_follow_the_grpc_server_conventions_and_a_cancelled_call_ends_i
         .await
         .span;
     assert_eq!(int_attr(&span.attributes, "rpc.grpc.status_code"), Some(3));
-    assert!(
-        span.status
-            .as_ref()
-            .is_none_or(|s| s.code == SpanStatus::Unset as i32)
-    );
+    assert!(status_unset(&span), "{:?}", span.status);
 
     // UNIMPLEMENTED (an unknown method, over raw HTTP/2): ERROR.
     let trace = "44444444444444444444444444444444";
     let conn = crate::raw::connect(server.addr).await;
     let tp = traceparent(trace, true);
-    let reply = conn
-        .call(
-            crate::raw::grpc_request("/basic.v1.BasicService/Nope", &[("traceparent", &tp)]),
-            &crate::raw::grpc_frame(&[]),
-        )
-        .await
-        .expect("a reply");
-    let _ = reply;
+    conn.call(
+        crate::raw::grpc_request("/basic.v1.BasicService/Nope", &[("traceparent", &tp)]),
+        &crate::raw::grpc_frame(&[]),
+    )
+    .await
+    .expect("a reply");
     let span = receiver.span(trace, "_OTHER").await.span;
     assert_eq!(int_attr(&span.attributes, "rpc.grpc.status_code"), Some(12));
     assert_eq!(
@@ -484,11 +481,7 @@ async fn statuses_follow_the_grpc_server_conventions_and_a_cancelled_call_ends_i
         .await
         .span;
     assert_eq!(int_attr(&span.attributes, "rpc.grpc.status_code"), Some(1));
-    assert!(
-        span.status
-            .as_ref()
-            .is_none_or(|s| s.code == SpanStatus::Unset as i32)
-    );
+    assert!(status_unset(&span), "{:?}", span.status);
     assert!(server.stop().await.success());
 }
 
