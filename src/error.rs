@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-pub use crate::ops::reflection::ReflectionError;
+pub use crate::{call::json::SchemaError, ops::reflection::ReflectionError};
 use crate::{config::ConfigError, eliza::ScriptError};
 
 /// Why the server could not start or stopped with an error.
@@ -29,6 +29,8 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Reflection(#[from] ReflectionError),
+    #[error(transparent)]
+    Json(#[from] SchemaError),
     #[error("cannot set up traces: {0}")]
     Traces(String),
     #[error("cannot listen")]

@@ -28,7 +28,7 @@ use volo_gen::{
 use volo_grpc::{Response, Status, body::BoxBody};
 
 use crate::{
-    call::{Admission, Handlers, Incoming, Pipeline, Route, Waits, status},
+    call::{Admission, Handlers, Incoming, Pipeline, Route, Waits, json::Schema, status},
     config::Config,
     error::ServerError,
     front::{Acceptor, Front, serve_connections},
@@ -53,6 +53,8 @@ pub struct BasicServer<S = BasicHandler> {
     service: S,
     simulator: Simulator,
     reflection: Reflection,
+    /// Message types for JSON, from the same descriptors as reflection.
+    json: Schema,
     metrics_listener: Option<TcpListener>,
 }
 
@@ -85,6 +87,7 @@ impl BasicServer<BasicHandler> {
         };
         let simulator = Simulator::new(config.sim.clone());
         let reflection = Reflection::for_basic_server()?;
+        let json = Schema::new(reflection.files())?;
         let service = BasicHandler {
             simulator: simulator.clone(),
             script,
@@ -97,6 +100,7 @@ impl BasicServer<BasicHandler> {
             service,
             simulator,
             reflection,
+            json,
             metrics_listener: None,
         })
     }
@@ -119,6 +123,7 @@ where
             service: f(self.service),
             simulator: self.simulator,
             reflection: self.reflection,
+            json: self.json,
             metrics_listener: self.metrics_listener,
         }
     }
@@ -186,6 +191,7 @@ where
             metrics: Arc::default(),
             streams_end: streams_end.clone(),
             traces,
+            json: self.json,
         };
         let front = Arc::new(Front::new(pipeline, &config.access.cors_allowed_origins));
 

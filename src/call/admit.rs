@@ -23,7 +23,11 @@ use subtle::ConstantTimeEq;
 use volo_gen::grpc::{health::v1::HEALTH_RPCS, reflection};
 use volo_grpc::Status;
 
-use super::{Call, Route};
+use super::{Call, Route, status};
+
+/// How long a client refused for load is told to wait before it retries
+/// (`google.rpc.RetryInfo`).
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Admits calls; see the module docs.
 #[derive(Debug)]
@@ -70,16 +74,22 @@ impl Admission {
             return Ok(());
         }
         if open_calls > self.per_connection {
-            return Err(Status::resource_exhausted(format!(
-                "this connection is at its limit of {} calls in flight; retry later",
-                self.per_connection
-            )));
+            return Err(status::retry_later(
+                format!(
+                    "this connection is at its limit of {} calls in flight; retry later",
+                    self.per_connection
+                ),
+                RETRY_DELAY,
+            ));
         }
         if !self.places.take() {
-            return Err(Status::resource_exhausted(format!(
-                "server is at its limit of {} calls in flight; retry later",
-                self.places.max
-            )));
+            return Err(status::retry_later(
+                format!(
+                    "server is at its limit of {} calls in flight; retry later",
+                    self.places.max
+                ),
+                RETRY_DELAY,
+            ));
         }
         if let Err(places) = call.place.set(Arc::clone(&self.places)) {
             // Already holding one (admitted twice): keep just that one.

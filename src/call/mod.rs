@@ -27,6 +27,7 @@
 mod admit;
 mod codec;
 mod deadline;
+pub(crate) mod json;
 mod request;
 mod request_id;
 mod response;
@@ -53,6 +54,7 @@ pub(crate) use admit::Admission;
 pub(crate) use codec::Incoming;
 pub(crate) use request::Waits;
 pub(crate) use routes::Route;
+pub(crate) use wire::{Codec, Protocol, Wire};
 
 use crate::{
     front::ConnectionInfo,
@@ -84,14 +86,18 @@ pub(crate) struct Pipeline<H> {
     pub(crate) metrics: Arc<RpcMetrics>,
     pub(crate) streams_end: StreamsEnd,
     pub(crate) traces: Traces,
+    /// Message types, for calls in JSON.
+    pub(crate) json: json::Schema,
 }
 
 impl<H: Handlers> Pipeline<H> {
-    /// Runs one gRPC call (a gRPC-Web one arrives here translated) from `conn`.
+    /// Runs one gRPC call from `conn`, which arrived as `wire` (gRPC-Web and Connect
+    /// arrive here translated to gRPC; their messages may be JSON).
     pub(crate) async fn call(
         &self,
         req: http::Request<BoxBody>,
         conn: ConnectionInfo,
+        wire: Wire,
     ) -> http::Response<BoxBody> {
         let (mut head, body) = req.into_parts();
         // 1. Resolve.
@@ -109,6 +115,7 @@ impl<H: Handlers> Pipeline<H> {
                 None => FastStr::new(head.uri.path()),
             },
             peer: conn.peer,
+            protocol: wire.protocol,
             request_id: request_id.id,
             start,
             deadline: deadline.as_ref().ok().copied().flatten(),
@@ -121,7 +128,11 @@ impl<H: Handlers> Pipeline<H> {
         });
         self.metrics.begin(route);
         let end = End(Some(Arc::clone(&call)));
-        let result = match self.run(&call, &mut head, body, deadline, conn.open_calls) {
+        let json = match (wire.codec, route) {
+            (Codec::Json, Some(route)) => self.json.method(route),
+            _ => None,
+        };
+        let result = match self.run(&call, &mut head, body, deadline, conn.open_calls, json) {
             Err(status) => Err(status),
             Ok(running) => running.await,
         };
@@ -129,13 +140,21 @@ impl<H: Handlers> Pipeline<H> {
         let mut resp = match result {
             Ok(resp) => {
                 let mut resp = resp.into_http();
+                let content_type = match json {
+                    None => wire::CONTENT_TYPE_GRPC,
+                    Some(_) => wire::CONTENT_TYPE_GRPC_JSON,
+                };
                 resp.headers_mut()
-                    .insert(http::header::CONTENT_TYPE, wire::CONTENT_TYPE_GRPC);
+                    .insert(http::header::CONTENT_TYPE, content_type);
                 let ends = response::Ends {
                     deadline: call.deadline.map(|(at, _)| at),
                     streams_end: self.streams_end.clone(),
                 };
-                resp.map(|body| response::Tracked::boxed(body, ends, end))
+                let resp = resp.map(|body| response::Tracked::boxed(body, ends, end));
+                match json {
+                    None => resp,
+                    Some(types) => resp.map(|body| json::JsonOut::boxed(body, types.output.clone())),
+                }
             }
             Err(status) => {
                 end.finish(status.code());
@@ -149,7 +168,8 @@ impl<H: Handlers> Pipeline<H> {
     }
 
     /// Steps 2 to 4: admits the call and starts its handler; the future ends with the
-    /// handler's response, bounded by the deadline, a panic answered INTERNAL.
+    /// handler's response, bounded by the deadline, a panic answered INTERNAL. `json`: the
+    /// RPC's types, when its messages are JSON.
     fn run(
         &self,
         call: &Arc<Call>,
@@ -157,6 +177,7 @@ impl<H: Handlers> Pipeline<H> {
         body: BoxBody,
         deadline: Result<Option<(Instant, Duration)>, Status>,
         open_calls: usize,
+        json: Option<&json::Method>,
     ) -> Result<impl Future<Output = Result<Response<BoxBody>, Status>> + Send + '_, Status> {
         deadline?;
         // 2. Admit.
@@ -169,7 +190,8 @@ impl<H: Handlers> Pipeline<H> {
         // Replies are compressed as the request was, as grpc-go does: a client that
         // only lists what it could decompress (every grpcio client does) is not sent
         // compressed replies it did not ask for, which would cost CPU on both ends.
-        let reply_encoding = encoding;
+        // JSON replies are not compressed (they are written after the codec).
+        let reply_encoding = encoding.filter(|_| json.is_none());
         let wait = if route.method.client_streaming {
             self.waits
                 .stream_idle
@@ -186,6 +208,10 @@ impl<H: Handlers> Pipeline<H> {
             wait,
             Arc::clone(call),
         );
+        let body = match json {
+            None => body,
+            Some(types) => json::JsonIn::boxed(body, types.input.clone()),
+        };
         // 4. Run.
         let calls = Incoming::new(
             std::mem::take(&mut head.headers),
@@ -224,6 +250,7 @@ pub(crate) struct Call {
     path: FastStr,
     /// The connection's peer, from the socket.
     peer: FastStr,
+    protocol: Protocol,
     request_id: FastStr,
     start: Instant,
     /// `grpc-timeout`: when, and how early a client's own timer may fire before it.
@@ -252,7 +279,8 @@ impl Call {
         if let Some(places) = self.place.get() {
             places.give_back();
         }
-        self.metrics.end(self.route, code, elapsed.as_secs_f64());
+        self.metrics
+            .end(self.route, self.protocol, code, elapsed.as_secs_f64());
         self.trace.end(code, elapsed);
         access_log::write(
             &self.path,
@@ -275,6 +303,7 @@ impl Call {
             route: None,
             path: FastStr::from_static_str("/test/Call"),
             peer: FastStr::from_static_str("-"),
+            protocol: Protocol::Grpc,
             request_id: FastStr::from_static_str("test"),
             start: Instant::now(),
             deadline: None,

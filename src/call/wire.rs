@@ -22,6 +22,51 @@ pub(crate) fn prefix(bytes: &[u8]) -> Option<(u8, usize)> {
     Some((prefix[0], len as usize))
 }
 
+/// The protocol a call arrived in; its metrics carry it as the `protocol` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Grpc,
+    GrpcWeb,
+    Connect,
+}
+
+impl Protocol {
+    /// How many there are (for per-protocol tables).
+    pub(crate) const COUNT: usize = 3;
+
+    /// Its label.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::GrpcWeb => "grpc-web",
+            Protocol::Connect => "connect",
+        }
+    }
+}
+
+/// How a call's messages are written: protobuf, or the proto3 JSON mapping
+/// ([`super::json`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Codec {
+    Proto,
+    Json,
+}
+
+/// What a call arrived as: its protocol and its codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wire {
+    pub(crate) protocol: Protocol,
+    pub(crate) codec: Codec,
+}
+
+impl Wire {
+    /// gRPC with protobuf, the common case.
+    pub(crate) const GRPC: Wire = Wire {
+        protocol: Protocol::Grpc,
+        codec: Codec::Proto,
+    };
+}
+
 /// A message compression the server undoes (requests) and applies (replies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encoding {
@@ -57,7 +102,7 @@ impl Encoding {
 
 /// The compression of a request's messages (`grpc-encoding`), which the request body
 /// undoes: the header is removed, as the messages leave decompressed. An encoding the
-/// server does not have is UNIMPLEMENTED (volo-grpc's wording).
+/// server does not have is UNIMPLEMENTED (volo-grpc's wording), naming the ones it has.
 pub(crate) fn request_encoding(headers: &mut HeaderMap) -> Result<Option<Encoding>, Status> {
     let Some(value) = headers.get(&ENCODING) else {
         return Ok(None);
@@ -71,8 +116,9 @@ pub(crate) fn request_encoding(headers: &mut HeaderMap) -> Result<Option<Encodin
             Ok(Some(encoding))
         }
         None => Err(Status::unimplemented(format!(
-            "Content is compressed with `{}` which isn't supported",
-            String::from_utf8_lossy(value.as_bytes())
+            "Content is compressed with `{}` which isn't supported (supported: {})",
+            String::from_utf8_lossy(value.as_bytes()),
+            ACCEPTED.to_str().unwrap_or_default()
         ))),
     }
 }
@@ -93,23 +139,36 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The content type of gRPC responses.
 pub(crate) const CONTENT_TYPE_GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
+/// The content type of gRPC responses in JSON.
+pub(crate) const CONTENT_TYPE_GRPC_JSON: HeaderValue =
+    HeaderValue::from_static("application/grpc+json");
 
-/// Whether `content_type` is gRPC's (`application/grpc`, `+proto`, `;...`).
-pub(crate) fn is_grpc(content_type: &[u8]) -> bool {
-    content_type == b"application/grpc"
-        || content_type.starts_with(b"application/grpc+")
-        || content_type.starts_with(b"application/grpc;")
+/// The codec of a gRPC content type (`application/grpc`, `+proto`, `+json`, `;...`);
+/// `None` if it is not gRPC's or names a codec the server does not have.
+pub(crate) fn grpc_codec(content_type: &[u8]) -> Option<Codec> {
+    let rest = content_type.strip_prefix(b"application/grpc")?;
+    let subtype = match rest.split(|&b| b == b';').next() {
+        Some(subtype) => subtype,
+        None => rest,
+    };
+    match subtype {
+        b"" | b"+proto" => Some(Codec::Proto),
+        b"+json" => Some(Codec::Json),
+        _ => None,
+    }
 }
 
-/// Whether `content_type` is gRPC-Web's (binary or base64 text, protobuf).
-pub(crate) fn is_grpc_web(content_type: &[u8]) -> bool {
-    matches!(
-        content_type,
+/// The codec of a gRPC-Web content type (binary or base64 text); `None` if it is not
+/// gRPC-Web's or names a codec the server does not have.
+pub(crate) fn grpc_web_codec(content_type: &[u8]) -> Option<Codec> {
+    match content_type {
         b"application/grpc-web"
-            | b"application/grpc-web+proto"
-            | b"application/grpc-web-text"
-            | b"application/grpc-web-text+proto"
-    )
+        | b"application/grpc-web+proto"
+        | b"application/grpc-web-text"
+        | b"application/grpc-web-text+proto" => Some(Codec::Proto),
+        b"application/grpc-web+json" => Some(Codec::Json),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

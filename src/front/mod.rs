@@ -34,6 +34,7 @@ mod accept;
 mod batch;
 mod coalesce;
 mod conn;
+mod connect;
 mod cors;
 mod grpc_web;
 mod page;

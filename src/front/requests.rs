@@ -3,11 +3,14 @@
 //! One port speaks HTTP/2 and HTTP/1.1 ([`super::conn`]). [`Front`] sorts requests by
 //! content type, as the gRPC-over-HTTP/2 spec asks:
 //!
-//! - `application/grpc` (and `+proto`, ...): the call pipeline ([`crate::call`]),
+//! - `application/grpc` (and `+proto`, `+json`): the call pipeline ([`crate::call`]),
 //!   directly;
-//! - `application/grpc-web` (`+proto`, `-text`, `-text+proto`): translated to gRPC and
-//!   back by tonic-web ([`super::grpc_web`]), behind CORS ([`super::cors`]); preflights
-//!   (`OPTIONS`) too;
+//! - `application/grpc-web` (`+proto`, `+json`, `-text`, `-text+proto`): translated to
+//!   gRPC and back by tonic-web ([`super::grpc_web`]), behind CORS ([`super::cors`]);
+//!   preflights (`OPTIONS`) too;
+//! - Connect (`application/proto`, `application/json`, `application/connect+proto`,
+//!   `+json`, and `GET` of an RPC's path): translated to gRPC and back
+//!   ([`super::connect`]);
 //! - `GET`/`HEAD` of the web page's files ([`super::page`]): served from the binary;
 //!   other paths: 404;
 //! - anything else: HTTP 415, so that no other HTTP client takes a gRPC error (HTTP 200)
@@ -29,8 +32,8 @@ use tower::ServiceExt as _;
 use tower_http::cors::CorsLayer;
 use volo_grpc::{Status, body::BoxBody};
 
-use super::{AllowedOrigins, ConnectionInfo, cors, grpc_web, page};
-use crate::call::{Handlers, Pipeline, wire};
+use super::{AllowedOrigins, ConnectionInfo, connect, cors, grpc_web, page};
+use crate::call::{Codec, Handlers, Pipeline, Protocol, Wire, wire};
 
 /// Sorts requests (see the module doc) in front of the call pipeline; one per server.
 pub(crate) struct Front<H> {
@@ -41,22 +44,31 @@ pub(crate) struct Front<H> {
 /// What a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Grpc,
-    GrpcWeb,
+    Grpc(Codec),
+    GrpcWeb(Codec),
+    Connect(connect::Shape),
     Preflight,
     Other,
 }
 
 impl Kind {
     fn of<B>(req: &Request<B>) -> Self {
-        match req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.as_bytes())
-        {
-            Some(ct) if wire::is_grpc_web(ct) => Kind::GrpcWeb,
-            Some(ct) if wire::is_grpc(ct) => Kind::Grpc,
-            _ if req.method() == Method::OPTIONS => Kind::Preflight,
+        let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+        if let Some(codec) = content_type.and_then(wire::grpc_codec) {
+            return Kind::Grpc(codec);
+        }
+        if let Some(codec) = content_type.and_then(wire::grpc_web_codec) {
+            return Kind::GrpcWeb(codec);
+        }
+        match req.method() {
+            &Method::POST => match content_type.and_then(connect::Shape::of_post) {
+                Some(shape) => Kind::Connect(shape),
+                None => Kind::Other,
+            },
+            method if connect::is_get(method, req.uri().path()) => {
+                Kind::Connect(connect::Shape::Get)
+            }
+            &Method::OPTIONS => Kind::Preflight,
             _ => Kind::Other,
         }
     }
@@ -78,33 +90,78 @@ impl<H: Handlers> Front<H> {
         conn: ConnectionInfo,
     ) -> Response<BoxBody> {
         match Kind::of(&req) {
-            Kind::Grpc => self.pipeline.call(req, conn).await,
+            Kind::Grpc(Codec::Proto) => self.pipeline.call(req, conn, Wire::GRPC).await,
             // Boxed: the future every gRPC call waits on stays small (it is moved into
             // the stream's task).
-            Kind::GrpcWeb | Kind::Preflight => self.web(req, conn).await,
+            Kind::Grpc(Codec::Json) => self.json(req, conn).await,
+            Kind::GrpcWeb(codec) => self.web(req, conn, codec).await,
+            Kind::Preflight => self.web(req, conn, Codec::Proto).await,
+            Kind::Connect(shape) => self.connect(req, conn, shape).await,
             Kind::Other => other(&req),
         }
     }
 
-    /// gRPC-Web and CORS preflights: tonic-web and CORS around the pipeline.
-    fn web(
+    /// gRPC with JSON messages.
+    fn json(
         self: &Arc<Self>,
         req: Request<BoxBody>,
         conn: ConnectionInfo,
     ) -> BoxFuture<'static, Response<BoxBody>> {
+        let front = Arc::clone(self);
+        let wire = Wire {
+            protocol: Protocol::Grpc,
+            codec: Codec::Json,
+        };
+        Box::pin(async move { front.pipeline.call(req, conn, wire).await })
+    }
+
+    /// Connect, translated ([`connect`]).
+    fn connect(
+        self: &Arc<Self>,
+        req: Request<BoxBody>,
+        conn: ConnectionInfo,
+        shape: connect::Shape,
+    ) -> BoxFuture<'static, Response<BoxBody>> {
+        let front = Arc::clone(self);
+        Box::pin(async move { connect::answer(&front.pipeline, req, conn, shape).await })
+    }
+
+    /// gRPC-Web and CORS preflights: tonic-web and CORS around the pipeline. tonic-web
+    /// knows protobuf only: a JSON call is presented to it as protobuf, and its
+    /// response's content type put back.
+    fn web(
+        self: &Arc<Self>,
+        mut req: Request<BoxBody>,
+        conn: ConnectionInfo,
+        codec: Codec,
+    ) -> BoxFuture<'static, Response<BoxBody>> {
         let pipeline = PipelineService {
             front: Arc::clone(self),
             conn,
+            codec,
         };
+        if codec == Codec::Json {
+            req.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc-web+proto"),
+            );
+        }
         let web = tower::Layer::layer(&self.cors, grpc_web::layer(pipeline));
         Box::pin(async move {
             // (The pipeline's response says `grpc-accept-encoding` already.)
-            match web.oneshot(req).await {
+            let mut resp = match web.oneshot(req).await {
                 Ok(resp) => {
                     resp.map(|body| body.map_err(grpc_web::status_from_tonic).boxed_unsync())
                 }
                 Err(status) => status.to_http(),
+            };
+            if codec == Codec::Json {
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/grpc-web+json"),
+                );
             }
+            resp
         })
     }
 }
@@ -117,7 +174,8 @@ fn other(req: &Request<BoxBody>) -> Response<BoxBody> {
     }
     page::text(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "gRPC calls need content-type application/grpc (or a gRPC-Web type)\n",
+        "calls need content-type application/grpc (or gRPC-Web's, or Connect's: \
+         application/proto, application/json, application/connect+proto, ...)\n",
     )
 }
 
@@ -125,6 +183,7 @@ fn other(req: &Request<BoxBody>) -> Response<BoxBody> {
 pub(crate) struct PipelineService<H> {
     front: Arc<Front<H>>,
     conn: ConnectionInfo,
+    codec: Codec,
 }
 
 impl<H> Clone for PipelineService<H> {
@@ -132,6 +191,7 @@ impl<H> Clone for PipelineService<H> {
         Self {
             front: Arc::clone(&self.front),
             conn: self.conn.clone(),
+            codec: self.codec,
         }
     }
 }
@@ -148,7 +208,11 @@ impl<H: Handlers> tower::Service<Request<BoxBody>> for PipelineService<H> {
     fn call(&mut self, req: Request<BoxBody>) -> Self::Future {
         let front = Arc::clone(&self.front);
         let conn = self.conn.clone();
-        Box::pin(async move { Ok(front.pipeline.call(req, conn).await) })
+        let wire = Wire {
+            protocol: Protocol::GrpcWeb,
+            codec: self.codec,
+        };
+        Box::pin(async move { Ok(front.pipeline.call(req, conn, wire).await) })
     }
 }
 
@@ -166,23 +230,35 @@ mod tests {
 
     #[test]
     fn requests_are_sorted_by_content_type() {
+        use connect::Shape;
         for (ct, kind) in [
-            ("application/grpc", Kind::Grpc),
-            ("application/grpc+proto", Kind::Grpc),
-            ("application/grpc;charset=utf-8", Kind::Grpc),
-            ("application/grpc-web", Kind::GrpcWeb),
-            ("application/grpc-web+proto", Kind::GrpcWeb),
-            ("application/grpc-web-text", Kind::GrpcWeb),
-            ("application/grpc-web-text+proto", Kind::GrpcWeb),
-            ("application/grpc-web+json", Kind::Other),
+            ("application/grpc", Kind::Grpc(Codec::Proto)),
+            ("application/grpc+proto", Kind::Grpc(Codec::Proto)),
+            ("application/grpc;charset=utf-8", Kind::Grpc(Codec::Proto)),
+            ("application/grpc+json", Kind::Grpc(Codec::Json)),
+            ("application/grpc-web", Kind::GrpcWeb(Codec::Proto)),
+            ("application/grpc-web+proto", Kind::GrpcWeb(Codec::Proto)),
+            ("application/grpc-web-text", Kind::GrpcWeb(Codec::Proto)),
+            ("application/grpc-web-text+proto", Kind::GrpcWeb(Codec::Proto)),
+            ("application/grpc-web+json", Kind::GrpcWeb(Codec::Json)),
+            ("application/grpc+xml", Kind::Other),
             ("application/grpcx", Kind::Other),
-            ("application/json", Kind::Other),
+            ("application/json", Kind::Connect(Shape::Unary(Codec::Json))),
+            ("application/proto", Kind::Connect(Shape::Unary(Codec::Proto))),
+            (
+                "application/connect+json",
+                Kind::Connect(Shape::Stream(Codec::Json)),
+            ),
             ("text/plain", Kind::Other),
         ] {
             assert_eq!(Kind::of(&request(Method::POST, Some(ct))), kind, "{ct}");
         }
         assert_eq!(Kind::of(&request(Method::POST, None)), Kind::Other);
         assert_eq!(Kind::of(&request(Method::GET, None)), Kind::Other);
+        let get = Request::get("/basic.v1.BasicService/Hello?encoding=json")
+            .body(())
+            .unwrap();
+        assert_eq!(Kind::of(&get), Kind::Connect(Shape::Get));
         assert_eq!(Kind::of(&request(Method::OPTIONS, None)), Kind::Preflight);
     }
 }

@@ -1,10 +1,11 @@
-//! RPC metrics: calls by method and gRPC code, latency, in-flight calls, open streams.
+//! RPC metrics: calls by method, protocol and gRPC code, latency by method and protocol,
+//! in-flight calls, open streams.
 //!
 //! The call pipeline counts a call when it starts ([`RpcMetrics::begin`]) and when its
 //! final status is known ([`RpcMetrics::end`]; for streams, when the stream ends). Names
 //! are listed in [`super::prometheus`].
 //!
-//! Handles are looked up once and kept, per route and code, so a call costs a few
+//! Handles are looked up once and kept, per route, protocol and code, so a call costs a few
 //! atomic updates, not a registry lookup with label allocation. Labels come from the
 //! route table: a path that names no RPC is counted as `unknown`, since paths come from
 //! clients and one label per path would let anyone grow the metrics without bound.
@@ -14,17 +15,21 @@ use std::sync::OnceLock;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use volo_grpc::Code;
 
-use crate::call::{Route, status::code_name};
+use crate::call::{Protocol, Route, status::code_name};
 
 /// The 17 gRPC codes, 0..=16.
 const CODES: usize = 17;
 
-/// Handles of one route, created on first use (after the recorder is installed).
+/// Handles of one route and protocol, created on first use (after the recorder is
+/// installed).
 #[derive(Default)]
-struct RouteMetrics {
+struct Handles {
     duration: OnceLock<Histogram>,
     calls: [OnceLock<Counter>; CODES],
 }
+
+/// Handles of one route, by protocol.
+type RouteMetrics = [Handles; Protocol::COUNT];
 
 /// The metric handles of one server: one set per route, and one for paths that name no
 /// route (`unknown`).
@@ -79,7 +84,7 @@ impl RpcMetrics {
     }
 
     /// A call on `route` has ended with `code` after `seconds`.
-    pub(crate) fn end(&self, route: Option<Route>, code: Code, seconds: f64) {
+    pub(crate) fn end(&self, route: Option<Route>, protocol: Protocol, code: Code, seconds: f64) {
         self.in_flight().decrement(1.0);
         if streams(route) {
             self.streams_open().decrement(1.0);
@@ -91,8 +96,11 @@ impl RpcMetrics {
             },
             None => ("unknown", &self.unknown),
         };
-        let new_counter =
-            || counter!("basic_rpc_total", "method" => method, "code" => code_name(code));
+        let handles = &handles[protocol as usize];
+        let protocol = protocol.name();
+        let new_counter = || {
+            counter!("basic_rpc_total", "method" => method, "protocol" => protocol, "code" => code_name(code))
+        };
         match usize::try_from(i32::from(code))
             .ok()
             .and_then(|i| handles.calls.get(i))
@@ -102,7 +110,9 @@ impl RpcMetrics {
         }
         handles
             .duration
-            .get_or_init(|| histogram!("basic_rpc_duration_seconds", "method" => method))
+            .get_or_init(|| {
+                histogram!("basic_rpc_duration_seconds", "method" => method, "protocol" => protocol)
+            })
             .record(seconds);
     }
 }

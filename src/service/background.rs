@@ -36,6 +36,7 @@ use super::{
     pacing::{Next, Pacing},
 };
 use crate::{
+    call::status,
     cloudevent::{envelope, pack_encoded, timestamp},
     ops::traces::{Children, Traced},
     simulator::{Outcome, Run},
@@ -61,9 +62,10 @@ pub(crate) fn background(
 /// `processes` when positive, else 1; above `max` is refused.
 fn worker_count(processes: i64, max: u32) -> Result<u32, Status> {
     if processes > i64::from(max) {
-        return Err(Status::invalid_argument(format!(
-            "processes is {processes}; the maximum is {max}"
-        )));
+        return Err(status::bad_request(
+            "processes",
+            format!("processes is {processes}; the maximum is {max}"),
+        ));
     }
     Ok(u32::try_from(processes)
         .ok()

@@ -6,10 +6,10 @@
 
 use futures::StreamExt;
 use volo_gen::basic::service::v1::{TalkRequest, TalkResponse};
-use volo_grpc::{RecvStream, Status};
+use volo_grpc::RecvStream;
 
 use super::{BasicHandler, ReplyStream};
-use crate::eliza::Eliza;
+use crate::{call::status, eliza::Eliza};
 
 /// The reply stream of one conversation.
 pub(crate) fn talk(
@@ -32,7 +32,7 @@ pub(crate) fn talk(
                 Some(Ok(request)) => request,
             };
             if request.message.len() > limit {
-                yield Err(Status::invalid_argument(format!(
+                yield Err(status::bad_request("message", format!(
                     "message is {} bytes; the limit is {limit} bytes",
                     request.message.len()
                 )));

@@ -102,6 +102,11 @@ impl Index {
         Some(out)
     }
 
+    /// Every file, serialized, in no particular order.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Bytes> {
+        self.files.values().map(|file| &file.bytes)
+    }
+
     /// The symbol named `name` (fully qualified, e.g. `basic.v1.BasicService.Hello`).
     pub(crate) fn symbol(&self, name: &str) -> Option<&Symbol> {
         self.symbols.get(name)

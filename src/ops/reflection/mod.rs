@@ -60,11 +60,16 @@ struct Inner {
 }
 
 /// The root descriptors of this server's `.proto` files, one per service (their
-/// imports come with them).
+/// imports come with them), and the error details some errors carry
+/// ([`crate::call::status`]), so that clients can decode them.
 fn generated_files() -> Vec<&'static FileDescriptor> {
     volo_gen::SERVICES
         .iter()
         .map(|service| (service.file_descriptor)())
+        .chain([
+            volo_gen::google::rpc::file_descriptor_status(),
+            volo_gen::google::rpc::file_descriptor_error_details(),
+        ])
         .collect()
 }
 
@@ -91,6 +96,12 @@ impl Reflection {
     /// This server's descriptors, advertising [`services`].
     pub(crate) fn for_basic_server() -> Result<Self, ReflectionError> {
         Self::new(&generated_files(), &services())
+    }
+
+    /// Every indexed file, as a serialized `FileDescriptorProto` (for the JSON codec's
+    /// descriptor pool).
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Bytes> {
+        self.inner.index.files()
     }
 
     /// The answer to one request.

@@ -1,0 +1,466 @@
+//! JSON: the proto3 canonical JSON mapping for every message of every RPC.
+//!
+//! The mapping is prost-reflect's (`DynamicMessage` with serde), driven by the descriptors
+//! the server already serves by reflection ([`Schema`]): lowerCamelCase names out, both
+//! spellings in, `Any` with `@type` resolved from those descriptors, `Timestamp` as RFC
+//! 3339, enums by name, 64-bit integers as strings, unknown fields refused. Protobuf stays
+//! pilota's: a JSON call's request messages become protobuf before the codec reads them
+//! ([`JsonIn`], after the request body's size limit and decompression), and its replies
+//! become JSON after the codec wrote them ([`JsonOut`]).
+//!
+//! Hostile JSON: the message is already within the size limit when it is parsed; nesting
+//! deeper than [`MAX_DEPTH`] and a key given twice in one object are refused, as are
+//! invalid UTF-8 and numbers out of their field's range (serde_json, prost-reflect). Every
+//! refusal is INVALID_ARGUMENT naming the message type.
+
+use std::{
+    borrow::Cow,
+    fmt,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use volo_grpc::{Status, body::BoxBody};
+
+use super::{
+    Route,
+    wire::{self, PREFIX, UNCOMPRESSED},
+};
+
+/// The deepest nesting of objects and arrays a JSON message may have.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Why the descriptors cannot serve JSON (a build defect, found at start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("JSON codec: the descriptors do not form a pool: {0}")]
+    Pool(#[from] prost_reflect::DescriptorError),
+    #[error("JSON codec: no descriptor for the RPC {0}")]
+    Missing(&'static str),
+}
+
+/// The message types of every route, for JSON; built once at start-up.
+#[derive(Debug)]
+pub(crate) struct Schema {
+    /// By route id.
+    methods: Box<[Method]>,
+}
+
+/// The request and reply types of one RPC.
+#[derive(Debug, Clone)]
+pub(crate) struct Method {
+    pub(crate) input: MessageDescriptor,
+    pub(crate) output: MessageDescriptor,
+    /// `idempotency_level = NO_SIDE_EFFECTS` in its `.proto` (Connect may GET it).
+    pub(crate) no_side_effects: bool,
+}
+
+impl Schema {
+    /// The schema of every route, from `files` (serialized `FileDescriptorProto`s: the
+    /// ones reflection serves, imports included).
+    pub(crate) fn new<'a>(files: impl IntoIterator<Item = &'a Bytes>) -> Result<Self, SchemaError> {
+        // A `FileDescriptorSet` is its files as field 1, one after another.
+        let mut set = BytesMut::new();
+        for file in files {
+            set.put_u8(0x0a);
+            prost::encoding::encode_varint(file.len() as u64, &mut set);
+            set.extend_from_slice(file);
+        }
+        let pool = DescriptorPool::decode(set.freeze())?;
+        let methods = Route::all()
+            .iter()
+            .map(|route| {
+                let method = pool
+                    .get_service_by_name(route.service.name)
+                    .and_then(|s| s.methods().find(|m| m.name() == route.method.name))
+                    .ok_or(SchemaError::Missing(route.path()))?;
+                let no_side_effects = method
+                    .options()
+                    .get_field_by_name("idempotency_level")
+                    .and_then(|v| v.as_enum_number())
+                    == Some(1);
+                Ok(Method {
+                    input: method.input(),
+                    output: method.output(),
+                    no_side_effects,
+                })
+            })
+            .collect::<Result<_, SchemaError>>()?;
+        Ok(Self { methods })
+    }
+
+    /// The types of `route`'s RPC.
+    pub(crate) fn method(&self, route: Route) -> Option<&Method> {
+        self.methods.get(route.id)
+    }
+}
+
+/// Appends the protobuf encoding of the JSON message `json` of type `desc` to `out`,
+/// framed (prefix and message).
+pub(crate) fn to_proto(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), Status> {
+    let bad = |err: &dyn fmt::Display| {
+        Status::invalid_argument(format!("invalid JSON for {}: {err}", desc.full_name()))
+    };
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Checked { depth: 0 }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|err| bad(&err))?;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let message = DynamicMessage::deserialize(desc.clone(), &mut de)
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(|err| bad(&err))?;
+    let len = message.encoded_len();
+    out.reserve(PREFIX + len);
+    out.put_u8(UNCOMPRESSED);
+    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    message
+        .encode(out)
+        .map_err(|err| Status::internal(format!("cannot encode {}: {err}", desc.full_name())))
+}
+
+/// Appends the JSON of the protobuf message `proto` of type `desc` to `out`.
+pub(crate) fn to_json(
+    desc: &MessageDescriptor,
+    proto: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Status> {
+    let message = DynamicMessage::decode(desc.clone(), proto)
+        .map_err(|err| Status::internal(format!("cannot decode {}: {err}", desc.full_name())))?;
+    let mut ser = serde_json::Serializer::new(out);
+    message
+        .serialize_with_options(&mut ser, &SerializeOptions::new())
+        .map_err(|err| {
+            Status::internal(format!("cannot write {} as JSON: {err}", desc.full_name()))
+        })
+}
+
+/// A pass over a JSON value that refuses nesting deeper than [`MAX_DEPTH`] and a key
+/// given twice in one object (prost-reflect would keep the last).
+struct Checked {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl Checked {
+    fn deeper<E: serde::de::Error>(&self) -> Result<Checked, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format_args!(
+                "nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(Checked {
+            depth: self.depth + 1,
+        })
+    }
+}
+
+/// A key as it was in the text (borrowed when it has no escapes).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.deeper()?;
+        while seq
+            .next_element_seed(Checked { depth: inner.depth })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.deeper()?;
+        let mut keys: Vec<Key<'de>> = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if keys.iter().any(|k| k.0 == key.0) {
+                return Err(A::Error::custom(format_args!(
+                    "duplicate key {:?}",
+                    key.0
+                )));
+            }
+            map.next_value_seed(Checked { depth: inner.depth })?;
+            keys.push(key);
+        }
+        Ok(())
+    }
+}
+
+/// The request body of a JSON call: each JSON message (whole and decompressed, from the
+/// request body's checks) becomes its protobuf encoding.
+pub(crate) struct JsonIn {
+    inner: BoxBody,
+    desc: MessageDescriptor,
+}
+
+impl JsonIn {
+    pub(crate) fn boxed(inner: BoxBody, desc: MessageDescriptor) -> BoxBody {
+        BoxBody::new(JsonIn { inner, desc })
+    }
+}
+
+impl Body for JsonIn {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+        };
+        // Whole messages only (the request body's checks hand nothing else on).
+        let mut out = BytesMut::new();
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let Some((flag, len)) = wire::prefix(rest).filter(|&(_, len)| rest.len() >= PREFIX + len)
+            else {
+                return Poll::Ready(Some(Err(Status::internal(
+                    "request body ended inside a message (truncated frame)",
+                ))));
+            };
+            if flag != UNCOMPRESSED {
+                return Poll::Ready(Some(Err(Status::internal(format!(
+                    "message flag {flag:#04x} without a known compression"
+                )))));
+            }
+            if let Err(status) = to_proto(&this.desc, &rest[PREFIX..PREFIX + len], &mut out) {
+                return Poll::Ready(Some(Err(status)));
+            }
+            rest = &rest[PREFIX + len..];
+        }
+        Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// The response body of a JSON call: each protobuf reply (uncompressed: JSON calls get
+/// no compressed replies) becomes its JSON; trailers and errors pass unchanged.
+pub(crate) struct JsonOut {
+    inner: BoxBody,
+    desc: MessageDescriptor,
+    /// Bytes of a reply not yet complete.
+    pending: BytesMut,
+}
+
+impl JsonOut {
+    pub(crate) fn boxed(inner: BoxBody, desc: MessageDescriptor) -> BoxBody {
+        BoxBody::new(JsonOut {
+            inner,
+            desc,
+            pending: BytesMut::new(),
+        })
+    }
+
+    /// The JSON frames of the whole replies in `pending`, if any.
+    fn drain(&mut self) -> Result<Option<Bytes>, Status> {
+        let mut out = Vec::new();
+        while let Some((_, len)) = wire::prefix(&self.pending) {
+            if self.pending.len() < PREFIX + len {
+                break;
+            }
+            let message = self.pending.split_to(PREFIX + len);
+            let start = out.len();
+            out.extend_from_slice(&[UNCOMPRESSED, 0, 0, 0, 0]);
+            to_json(&self.desc, &message[PREFIX..], &mut out)?;
+            let json_len = u32::try_from(out.len() - start - PREFIX).unwrap_or(u32::MAX);
+            out[start + 1..start + PREFIX].copy_from_slice(&json_len.to_be_bytes());
+        }
+        Ok((!out.is_empty()).then(|| Bytes::from(out)))
+    }
+}
+
+impl Body for JsonOut {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        loop {
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                other => return other,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+            };
+            this.pending.extend_from_slice(&data);
+            match this.drain() {
+                Ok(Some(json)) => return Poll::Ready(Some(Ok(Frame::data(json)))),
+                Ok(None) => continue,
+                Err(status) => return Poll::Ready(Some(Err(status))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::reflection::Reflection;
+
+    fn schema() -> Schema {
+        let reflection = Reflection::for_basic_server().expect("reflection");
+        Schema::new(reflection.files()).expect("a schema")
+    }
+
+    fn method(path: &str) -> Method {
+        let schema = schema();
+        schema
+            .method(Route::of_path(path).expect("a route"))
+            .expect("a method")
+            .clone()
+    }
+
+    fn proto(desc: &MessageDescriptor, json: &str) -> Result<Vec<u8>, Status> {
+        let mut out = BytesMut::new();
+        to_proto(desc, json.as_bytes(), &mut out)?;
+        Ok(out[PREFIX..].to_vec())
+    }
+
+    #[test]
+    fn only_hello_has_no_side_effects() {
+        let schema = schema();
+        for route in Route::all() {
+            let method = schema.method(*route).expect("every route has types");
+            assert_eq!(
+                method.no_side_effects,
+                route.path() == "/basic.v1.BasicService/Hello",
+                "{}",
+                route.path()
+            );
+        }
+    }
+
+    #[test]
+    fn both_spellings_are_read_and_camel_case_is_written() {
+        let background = method("/basic.v1.BasicService/Background");
+        assert_eq!(
+            proto(&background.input, r#"{"processes": 3}"#).unwrap(),
+            [0x08, 3]
+        );
+        assert_eq!(
+            proto(&background.input, r#"{"processes": "3"}"#).unwrap(),
+            [0x08, 3]
+        );
+        let hello = method("/basic.v1.BasicService/Hello");
+        let mut json = Vec::new();
+        to_json(&hello.input, &[0x0a, 2, b'A', b'd'], &mut json).unwrap();
+        assert_eq!(json, br#"{"message":"Ad"}"#);
+    }
+
+    #[test]
+    fn hostile_json_is_invalid_argument() {
+        let hello = method("/basic.v1.BasicService/Hello");
+        let background = method("/basic.v1.BasicService/Background");
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let cases: Vec<(&MessageDescriptor, Vec<u8>, &str)> = vec![
+            (&hello.input, br#"{"message":"a","message":"b"}"#.to_vec(), "duplicate key"),
+            (&hello.input, br#"{"nope":1}"#.to_vec(), "nope"),
+            (&hello.input, b"{\"message\":\"\xff\"}".to_vec(), "invalid"),
+            (&hello.input, br#"{"message":"a""#.to_vec(), "EOF"),
+            (&hello.input, br#"{"message":"a"} x"#.to_vec(), "trailing"),
+            (&hello.input, deep.into_bytes(), "nested deeper"),
+            (&background.input, br#"{"processes":1e400}"#.to_vec(), "number"),
+            (
+                &background.input,
+                br#"{"processes":"99999999999999999999"}"#.to_vec(),
+                "",
+            ),
+        ];
+        for (desc, json, needle) in cases {
+            let err = to_proto(desc, &json, &mut BytesMut::new()).unwrap_err();
+            assert_eq!(err.code(), volo_grpc::Code::InvalidArgument, "{json:?}");
+            assert!(
+                err.message().contains(needle) && err.message().contains(desc.full_name()),
+                "{}",
+                err.message()
+            );
+        }
+    }
+}
