@@ -233,10 +233,7 @@ impl<'de> Visitor<'de> for Checked {
         let mut keys: Vec<Key<'de>> = Vec::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if keys.iter().any(|k| k.0 == key.0) {
-                return Err(A::Error::custom(format_args!(
-                    "duplicate key {:?}",
-                    key.0
-                )));
+                return Err(A::Error::custom(format_args!("duplicate key {:?}", key.0)));
             }
             map.next_value_seed(Checked { depth: inner.depth })?;
             keys.push(key);
@@ -279,7 +276,8 @@ impl Body for JsonIn {
         let mut out = BytesMut::new();
         let mut rest = &data[..];
         while !rest.is_empty() {
-            let Some((flag, len)) = wire::prefix(rest).filter(|&(_, len)| rest.len() >= PREFIX + len)
+            let Some((flag, len)) =
+                wire::prefix(rest).filter(|&(_, len)| rest.len() >= PREFIX + len)
             else {
                 return Poll::Ready(Some(Err(Status::internal(
                     "request body ended inside a message (truncated frame)",
@@ -440,13 +438,21 @@ mod tests {
         let background = method("/basic.v1.BasicService/Background");
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
         let cases: Vec<(&MessageDescriptor, Vec<u8>, &str)> = vec![
-            (&hello.input, br#"{"message":"a","message":"b"}"#.to_vec(), "duplicate key"),
+            (
+                &hello.input,
+                br#"{"message":"a","message":"b"}"#.to_vec(),
+                "duplicate key",
+            ),
             (&hello.input, br#"{"nope":1}"#.to_vec(), "nope"),
             (&hello.input, b"{\"message\":\"\xff\"}".to_vec(), "invalid"),
             (&hello.input, br#"{"message":"a""#.to_vec(), "EOF"),
             (&hello.input, br#"{"message":"a"} x"#.to_vec(), "trailing"),
             (&hello.input, deep.into_bytes(), "nested deeper"),
-            (&background.input, br#"{"processes":1e400}"#.to_vec(), "number"),
+            (
+                &background.input,
+                br#"{"processes":1e400}"#.to_vec(),
+                "number",
+            ),
             (
                 &background.input,
                 br#"{"processes":"99999999999999999999"}"#.to_vec(),

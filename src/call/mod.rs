@@ -132,7 +132,15 @@ impl<H: Handlers> Pipeline<H> {
             (Codec::Json, Some(route)) => self.json.method(route),
             _ => None,
         };
-        let result = match self.run(&call, &mut head, body, deadline, conn.open_calls, json) {
+        let result = match self.run(
+            &call,
+            &mut head,
+            body,
+            deadline,
+            conn.open_calls,
+            wire,
+            json,
+        ) {
             Err(status) => Err(status),
             Ok(running) => running.await,
         };
@@ -153,7 +161,9 @@ impl<H: Handlers> Pipeline<H> {
                 let resp = resp.map(|body| response::Tracked::boxed(body, ends, end));
                 match json {
                     None => resp,
-                    Some(types) => resp.map(|body| json::JsonOut::boxed(body, types.output.clone())),
+                    Some(types) => {
+                        resp.map(|body| json::JsonOut::boxed(body, types.output.clone()))
+                    }
                 }
             }
             Err(status) => {
@@ -170,6 +180,7 @@ impl<H: Handlers> Pipeline<H> {
     /// Steps 2 to 4: admits the call and starts its handler; the future ends with the
     /// handler's response, bounded by the deadline, a panic answered INTERNAL. `json`: the
     /// RPC's types, when its messages are JSON.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         call: &Arc<Call>,
@@ -177,6 +188,7 @@ impl<H: Handlers> Pipeline<H> {
         body: BoxBody,
         deadline: Result<Option<(Instant, Duration)>, Status>,
         open_calls: usize,
+        wire: Wire,
         json: Option<&json::Method>,
     ) -> Result<impl Future<Output = Result<Response<BoxBody>, Status>> + Send + '_, Status> {
         deadline?;
@@ -191,7 +203,7 @@ impl<H: Handlers> Pipeline<H> {
         // only lists what it could decompress (every grpcio client does) is not sent
         // compressed replies it did not ask for, which would cost CPU on both ends.
         // JSON replies are not compressed (they are written after the codec).
-        let reply_encoding = encoding.filter(|_| json.is_none());
+        let reply_encoding = encoding.filter(|_| wire.compressed_replies && json.is_none());
         let wait = if route.method.client_streaming {
             self.waits
                 .stream_idle

@@ -52,19 +52,27 @@ pub(crate) enum Codec {
     Json,
 }
 
-/// What a call arrived as: its protocol and its codec.
+/// What a call arrived as: its protocol and its codec, and whether its client takes
+/// replies compressed as its request was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Wire {
     pub(crate) protocol: Protocol,
     pub(crate) codec: Codec,
+    pub(crate) compressed_replies: bool,
 }
 
 impl Wire {
     /// gRPC with protobuf, the common case.
-    pub(crate) const GRPC: Wire = Wire {
-        protocol: Protocol::Grpc,
-        codec: Codec::Proto,
-    };
+    pub(crate) const GRPC: Wire = Wire::new(Protocol::Grpc, Codec::Proto);
+
+    /// `protocol` with `codec`, compressed replies allowed.
+    pub(crate) const fn new(protocol: Protocol, codec: Codec) -> Wire {
+        Wire {
+            protocol,
+            codec,
+            compressed_replies: true,
+        }
+    }
 }
 
 /// A message compression the server undoes (requests) and applies (replies).

@@ -78,6 +78,8 @@ const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("connect-protocol-v
 const TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
 /// The compression of a stream's messages.
 const STREAM_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
+/// The compressions a stream's client takes.
+const STREAM_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
 /// The end-of-stream message's flag.
 const END_STREAM: u8 = 0x02;
 
@@ -94,16 +96,38 @@ pub(crate) async fn answer<H: Handlers>(
         Ok(prepared) => prepared,
         Err(refusal) => return refusal,
     };
+    let mut wire = Wire::new(Protocol::Connect, codec);
+    wire.compressed_replies = accepts_request_encoding(&head.headers, shape);
     let req = Request::from_parts(head, body);
-    let wire = Wire {
-        protocol: Protocol::Connect,
-        codec,
-    };
     let resp = pipeline.call(req, conn, wire).await;
     match shape {
         Shape::Stream(_) => stream_response(resp, codec),
         _ => unary_response(resp, codec).await,
     }
+}
+
+/// Whether the client takes replies compressed as its request was (`grpc-encoding` by
+/// now): `accept-encoding` (unary) or `connect-accept-encoding` (streams) lists it.
+fn accepts_request_encoding(headers: &HeaderMap, shape: Shape) -> bool {
+    let Some(encoding) = headers.get(&wire::ENCODING) else {
+        return false;
+    };
+    let accept = match shape {
+        Shape::Stream(_) => headers.get(&STREAM_ACCEPT_ENCODING),
+        _ => headers.get(header::ACCEPT_ENCODING),
+    };
+    accept.is_some_and(|accept| {
+        accept
+            .as_bytes()
+            .split(|&b| b == b',')
+            .map(|name| {
+                name.split(|&b| b == b';')
+                    .next()
+                    .unwrap_or(name)
+                    .trim_ascii()
+            })
+            .any(|name| name == encoding.as_bytes())
+    })
 }
 
 /// Turns the Connect request `head` and `body` into a gRPC one; the codec of its
@@ -225,7 +249,10 @@ fn prepare<H>(
 
 /// The shapes refused above never reach here; answered as an internal error.
 fn unreachable_shape() -> Result<(Codec, BoxBody), Response<BoxBody>> {
-    Err(error_response(&Status::internal("internal error"), HeaderMap::new()))
+    Err(error_response(
+        &Status::internal("internal error"),
+        HeaderMap::new(),
+    ))
 }
 
 /// `grpc-timeout` for a `connect-timeout-ms` value (1 to 10 digits), in the finest unit
@@ -671,8 +698,14 @@ mod tests {
         for (ct, shape) in [
             ("application/proto", Some(Shape::Unary(Codec::Proto))),
             ("application/json", Some(Shape::Unary(Codec::Json))),
-            ("application/json; charset=utf-8", Some(Shape::Unary(Codec::Json))),
-            ("application/connect+proto", Some(Shape::Stream(Codec::Proto))),
+            (
+                "application/json; charset=utf-8",
+                Some(Shape::Unary(Codec::Json)),
+            ),
+            (
+                "application/connect+proto",
+                Some(Shape::Stream(Codec::Proto)),
+            ),
             ("application/connect+json", Some(Shape::Stream(Codec::Json))),
             ("application/connect+xml", Some(Shape::Unsupported)),
             ("application/xml", None),
@@ -720,8 +753,8 @@ mod tests {
 
     #[test]
     fn get_queries_are_read() {
-        let q = Query::parse("connect=v1&encoding=json&message=%7B%22name%22%3A%22Ada%22%7D")
-            .unwrap();
+        let q =
+            Query::parse("connect=v1&encoding=json&message=%7B%22name%22%3A%22Ada%22%7D").unwrap();
         assert_eq!(q.codec, Some(Codec::Json));
         assert_eq!(q.message, br#"{"name":"Ada"}"#);
         let q = Query::parse("encoding=proto&base64=1&message=CgNBZGE").unwrap();

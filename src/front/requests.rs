@@ -53,7 +53,10 @@ enum Kind {
 
 impl Kind {
     fn of<B>(req: &Request<B>) -> Self {
-        let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes());
         if let Some(codec) = content_type.and_then(wire::grpc_codec) {
             return Kind::Grpc(codec);
         }
@@ -108,10 +111,7 @@ impl<H: Handlers> Front<H> {
         conn: ConnectionInfo,
     ) -> BoxFuture<'static, Response<BoxBody>> {
         let front = Arc::clone(self);
-        let wire = Wire {
-            protocol: Protocol::Grpc,
-            codec: Codec::Json,
-        };
+        let wire = Wire::new(Protocol::Grpc, Codec::Json);
         Box::pin(async move { front.pipeline.call(req, conn, wire).await })
     }
 
@@ -208,10 +208,7 @@ impl<H: Handlers> tower::Service<Request<BoxBody>> for PipelineService<H> {
     fn call(&mut self, req: Request<BoxBody>) -> Self::Future {
         let front = Arc::clone(&self.front);
         let conn = self.conn.clone();
-        let wire = Wire {
-            protocol: Protocol::GrpcWeb,
-            codec: self.codec,
-        };
+        let wire = Wire::new(Protocol::GrpcWeb, self.codec);
         Box::pin(async move { Ok(front.pipeline.call(req, conn, wire).await) })
     }
 }
@@ -239,12 +236,18 @@ mod tests {
             ("application/grpc-web", Kind::GrpcWeb(Codec::Proto)),
             ("application/grpc-web+proto", Kind::GrpcWeb(Codec::Proto)),
             ("application/grpc-web-text", Kind::GrpcWeb(Codec::Proto)),
-            ("application/grpc-web-text+proto", Kind::GrpcWeb(Codec::Proto)),
+            (
+                "application/grpc-web-text+proto",
+                Kind::GrpcWeb(Codec::Proto),
+            ),
             ("application/grpc-web+json", Kind::GrpcWeb(Codec::Json)),
             ("application/grpc+xml", Kind::Other),
             ("application/grpcx", Kind::Other),
             ("application/json", Kind::Connect(Shape::Unary(Codec::Json))),
-            ("application/proto", Kind::Connect(Shape::Unary(Codec::Proto))),
+            (
+                "application/proto",
+                Kind::Connect(Shape::Unary(Codec::Proto)),
+            ),
             (
                 "application/connect+json",
                 Kind::Connect(Shape::Stream(Codec::Json)),

@@ -98,9 +98,7 @@ impl RpcMetrics {
         };
         let handles = &handles[protocol as usize];
         let protocol = protocol.name();
-        let new_counter = || {
-            counter!("basic_rpc_total", "method" => method, "protocol" => protocol, "code" => code_name(code))
-        };
+        let new_counter = || counter!("basic_rpc_total", "method" => method, "protocol" => protocol, "code" => code_name(code));
         match usize::try_from(i32::from(code))
             .ok()
             .and_then(|i| handles.calls.get(i))

@@ -159,7 +159,7 @@ async fn talk_streams_the_client_resets_are_cancelled() {
     let metrics = server.scrape().await;
     assert!(
         metrics.contains(&format!(
-            "basic_rpc_total{{method=\"{TALK}\",code=\"CANCELLED\"}} {N}"
+            "basic_rpc_total{{method=\"{TALK}\",protocol=\"grpc\",code=\"CANCELLED\"}} {N}"
         )),
         "{metrics}"
     );

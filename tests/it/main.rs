@@ -7,6 +7,7 @@ mod background;
 mod binary;
 mod common;
 mod conformance;
+mod connect;
 mod eliza_oracle;
 mod health;
 mod hello;

@@ -20,7 +20,9 @@ async fn metrics_are_scraped_in_prometheus_format() {
     let text = scrape_metrics(metrics_addr).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(
-        text.contains(r#"basic_rpc_total{method="/basic.v1.BasicService/Hello",code="OK"}"#),
+        text.contains(
+            r#"basic_rpc_total{method="/basic.v1.BasicService/Hello",protocol="grpc",code="OK"}"#
+        ),
         "{text}"
     );
     assert!(text.contains("basic_rpc_duration_seconds_bucket"), "{text}");
