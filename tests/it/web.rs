@@ -298,6 +298,26 @@ async fn cors_lets_listed_origins_call_and_read_the_status() {
         assert!(exposed.contains(name), "{name} not in {exposed}");
     }
     assert_eq!(WebBody::parse(resp.body().clone()).status(), Some("0"));
+
+    // Connect from the same page: the origin may call and read the reply.
+    let call = with_header(
+        post(HELLO, "application/json", r#"{"message":"Ada"}"#),
+        "origin",
+        "http://localhost:5173",
+    );
+    let resp = within(h1(server.addr, call)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let call = with_header(
+        post(HELLO, "application/json", r#"{"message":"Ada"}"#),
+        "origin",
+        "http://evil.example",
+    );
+    let resp = within(h1(server.addr, call)).await;
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
     server.stop().await;
 }
 
