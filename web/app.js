@@ -51,9 +51,10 @@ async function unary(method, message) {
 function envelopes(messages) {
   const parts = messages.map((m) => utf8.encode(JSON.stringify(m)));
   const body = new Uint8Array(parts.reduce((n, p) => n + 5 + p.length, 0));
+  const view = new DataView(body.buffer);
   let at = 0;
   for (const p of parts) {
-    new DataView(body.buffer).setUint32(at + 1, p.length);
+    view.setUint32(at + 1, p.length);
     body.set(p, at + 5);
     at += 5 + p.length;
   }

@@ -96,8 +96,14 @@ impl<IO: AsyncWrite, B: Busy> AsyncWrite for Batched<IO, B> {
         self.project().io.poll_write_vectored(cx, bufs)
     }
 
+    /// Reported false, whatever the socket can do. h2 copies a DATA frame's payload into
+    /// its write buffer only up to 256 bytes when the I/O is vectored (1 KiB when it is
+    /// not); a larger payload is chained to the buffer and must be written before the
+    /// next frame is encoded, so every reply over 256 bytes (a Hello in JSON is about
+    /// 350) took a `writev` of its own, whatever the batching. Replies up to 1 KiB now
+    /// join the others; larger ones cost one more `write` each.
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        false
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -80,6 +80,9 @@ const TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
 const STREAM_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
 /// The compressions a stream's client takes.
 const STREAM_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
+/// gRPC's status message and details, which are not metadata.
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const GRPC_STATUS_DETAILS: HeaderName = HeaderName::from_static("grpc-status-details-bin");
 /// The end-of-stream message's flag.
 const END_STREAM: u8 = 0x02;
 
@@ -198,8 +201,7 @@ fn prepare<H>(
         })?;
         headers.insert(wire::TIMEOUT, grpc);
     }
-    headers.remove(header::CONTENT_LENGTH);
-    headers.insert(header::CONTENT_TYPE, wire::CONTENT_TYPE_GRPC);
+    // (The pipeline reads neither the content type nor the length of the request.)
     let max = pipeline.max_message_bytes;
     match shape {
         Shape::Stream(codec) => {
@@ -435,23 +437,44 @@ impl Body for Enveloped {
 
 /// The Connect answer to a unary call, from the pipeline's gRPC response.
 async fn unary_response(resp: Response<BoxBody>, codec: Codec) -> Response<BoxBody> {
-    let (parts, body) = resp.into_parts();
-    if parts.headers.contains_key(&wire::STATUS) {
+    let (parts, mut body) = resp.into_parts();
+    let mut headers = parts.headers;
+    if headers.contains_key(&wire::STATUS) {
         // Trailers-only: the call ended before any reply.
-        let status = status_of(&parts.headers);
-        return error_response(&status, metadata(&parts.headers, None));
+        let status = status_of(&headers);
+        return error_response(&status, metadata(headers, None));
     }
-    let collected = match body.collect().await {
-        Ok(collected) => collected,
-        Err(status) => return error_response(&status, metadata(&parts.headers, None)),
-    };
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    let status = status_of(&trailers);
-    let headers = metadata(&parts.headers, Some(&trailers));
-    if status.code() != Code::Ok {
-        return error_response(&status, headers);
+    // The reply (one chunk, usually: kept as it is), then the trailers.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    let mut trailers = HeaderMap::new();
+    while let Some(frame) = body.frame().await {
+        match frame.map(Frame::into_data) {
+            Ok(Ok(chunk)) => match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                held => {
+                    if let Some(held) = held {
+                        joined.extend_from_slice(&held);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            },
+            Ok(Err(frame)) => {
+                if let Ok(sent) = frame.into_trailers() {
+                    trailers = sent;
+                }
+            }
+            Err(status) => return error_response(&status, metadata(headers, None)),
+        }
     }
-    let data = collected.to_bytes();
+    let encoding = headers.remove(&wire::ENCODING);
+    let ok = trailers.get(&wire::STATUS).is_some_and(|code| code == "0");
+    if !ok {
+        let status = status_of(&trailers);
+        return error_response(&status, metadata(headers, Some(&trailers)));
+    }
+    let mut headers = metadata(headers, Some(&trailers));
+    let data = first.unwrap_or_else(|| joined.freeze());
     let Some((flag, len)) = wire::prefix(&data).filter(|&(_, len)| data.len() == PREFIX + len)
     else {
         return error_response(
@@ -459,18 +482,17 @@ async fn unary_response(resp: Response<BoxBody>, codec: Codec) -> Response<BoxBo
             headers,
         );
     };
+    headers.insert(header::CONTENT_TYPE, unary_content_type(codec));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if flag == COMPRESSED {
+        if let Some(encoding) = encoding {
+            headers.insert(header::CONTENT_ENCODING, encoding);
+        }
+    }
     let mut resp = Response::new(BoxBody::new(
         Full::new(data.slice(PREFIX..)).map_err(|never| match never {}),
     ));
     *resp.headers_mut() = headers;
-    let out = resp.headers_mut();
-    out.insert(header::CONTENT_TYPE, unary_content_type(codec));
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if flag == COMPRESSED {
-        if let Some(encoding) = parts.headers.get(&wire::ENCODING) {
-            out.insert(header::CONTENT_ENCODING, encoding.clone());
-        }
-    }
     resp
 }
 
@@ -489,9 +511,11 @@ fn stream_response(resp: Response<BoxBody>, codec: Codec) -> Response<BoxBody> {
         .headers
         .contains_key(&wire::STATUS)
         .then(|| status_of(&parts.headers));
-    let mut headers = metadata(&parts.headers, None);
-    if let Some(encoding) = parts.headers.get(&wire::ENCODING) {
-        headers.insert(STREAM_ENCODING, encoding.clone());
+    let mut headers = parts.headers;
+    let encoding = headers.remove(&wire::ENCODING);
+    let mut headers = metadata(headers, None);
+    if let Some(encoding) = encoding {
+        headers.insert(STREAM_ENCODING, encoding);
     }
     headers.insert(
         header::CONTENT_TYPE,
@@ -595,24 +619,27 @@ fn is_grpc_header(name: &HeaderName) -> bool {
     name.as_str().starts_with("grpc-")
 }
 
-/// The response metadata of a unary call: the response's headers but gRPC's own, and
+/// The response metadata of a unary call: the response's `headers` but gRPC's own, and
 /// its `trailers` as `trailer-` headers.
-fn metadata(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if !is_grpc_header(name) && name != header::CONTENT_TYPE {
-            out.append(name.clone(), value.clone());
-        }
+fn metadata(mut headers: HeaderMap, trailers: Option<&HeaderMap>) -> HeaderMap {
+    for name in [
+        &wire::ACCEPT_ENCODING,
+        &wire::ENCODING,
+        &wire::STATUS,
+        &GRPC_MESSAGE,
+        &GRPC_STATUS_DETAILS,
+    ] {
+        headers.remove(name);
     }
     for (name, value) in trailers.into_iter().flatten() {
         if is_grpc_header(name) {
             continue;
         }
         if let Ok(prefixed) = HeaderName::from_bytes(format!("trailer-{name}").as_bytes()) {
-            out.append(prefixed, value.clone());
+            headers.append(prefixed, value.clone());
         }
     }
-    out
+    headers
 }
 
 /// A Connect error: its JSON body with the HTTP status of its code, and `headers`.

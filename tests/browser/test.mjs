@@ -1,6 +1,7 @@
 // The web page in headless Chromium: Hello, a Talk conversation to its goodbye and a
 // new one, Background to its summary with live progress, a Background cancelled
-// (its server workers stop), an error shown as text, and no console errors.
+// (its server workers stop), an error shown as text, every call made in the Connect
+// protocol with JSON, and no console errors.
 //
 // Run by run.sh, which installs Chromium and playwright-core and sets BASIC_BIN (the
 // server binary) and SCREENSHOT (where to save a PNG of the page).
@@ -8,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import assert from 'node:assert/strict';
@@ -52,7 +54,10 @@ function startServer(extra) {
   });
 }
 
-/** A gauge or counter without labels, from the server's /metrics. */
+/**
+ * A gauge or counter from the server's /metrics, by its name and labels as the exporter
+ * writes them (`basic_rpc_total{method="...",protocol="...",code="..."}`); 0 if absent.
+ */
 async function metric(server, name) {
   const text = await (await fetch(`http://${server.metrics}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
@@ -107,6 +112,14 @@ try {
   page.setDefaultTimeout(30_000);
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  // The content types the page's calls were sent with, by method.
+  const contentTypes = {};
+  page.on('request', (req) => {
+    const method = new URL(req.url()).pathname.match(/^\/basic\.v1\.BasicService\/(\w+)$/)?.[1];
+    if (method) (contentTypes[method] ??= new Set()).add(req.headers()['content-type']);
+  });
+  const rpcTotal = (server, method, code, protocol = 'connect') => metric(server,
+    `basic_rpc_total{method="/basic.v1.BasicService/${method}",protocol="${protocol}",code="${code}"}`);
   const text = (selector) => page.locator(selector).innerText();
 
   await step('the page loads from the server itself', async () => {
@@ -181,10 +194,12 @@ try {
     const started = Date.now();
     await page.fill('#bg-processes', '100000');
     await page.click('#bg-start');
-    await page.locator('#bg-summary', { hasText: 'Total: 100000 of 100000' }).waitFor({ timeout: 60000 });
+    // Every snapshot lists every result so far: in JSON about 250 MB in all, which a
+    // debug build writes in 20 to 30 s.
+    await page.locator('#bg-summary', { hasText: 'Total: 100000 of 100000' }).waitFor({ timeout: 120_000 });
     const seen = await page.evaluate(() => { clearInterval(window.bgTimer); return window.bgSeen; });
     console.log(`# 100 000 workers: summary after ${Date.now() - started} ms; bar values ${seen.join(' ')}`);
-    // Paced snapshots (about five a second over 2.4 s of results) each moved the bar.
+    // Paced snapshots (about five a second while results come in) each moved the bar.
     const between = seen.filter((v) => v > 0 && v < 100000);
     assert.ok(between.length >= 3, `the bar moved only through ${between.join(', ')}`);
   });
@@ -194,6 +209,28 @@ try {
     await page.click('#bg-start');
     await page.locator('#bg-status', { hasText: 'INVALID_ARGUMENT' }).waitFor();
     assert.match(await text('#bg-status'), /maximum is 100000/);
+  });
+
+  await step('the page calls the server with Connect and JSON', async () => {
+    assert.deepEqual(Object.fromEntries(Object.entries(contentTypes).map(([m, types]) => [m, [...types]])), {
+      Hello: ['application/json'],
+      Talk: ['application/connect+json'],
+      Background: ['application/connect+json'],
+    });
+    // The server counted them as Connect calls, with the codes the page showed (a call
+    // is counted as it ends, which may be a moment after the page has its reply).
+    const counts = async () => ({
+      'Hello OK': await rpcTotal(fast, 'Hello', 'OK'),
+      'Talk OK': await rpcTotal(fast, 'Talk', 'OK'),
+      'Background OK': await rpcTotal(fast, 'Background', 'OK'),
+      'Background INVALID_ARGUMENT': await rpcTotal(fast, 'Background', 'INVALID_ARGUMENT'),
+    });
+    const expected = { 'Hello OK': 1, 'Talk OK': 5, 'Background OK': 2, 'Background INVALID_ARGUMENT': 1 };
+    await eventually('the calls counted', async () => isDeepStrictEqual(await counts(), expected), 5)
+      .catch(() => {});
+    assert.deepEqual(await counts(), expected);
+    const metrics = await (await fetch(`http://${fast.metrics}/metrics`)).text();
+    assert.doesNotMatch(metrics, /^basic_rpc_total\{[^}]*protocol="grpc-web"/m);
   });
 
   if (SCREENSHOT) {
@@ -215,6 +252,7 @@ try {
     // The calls take a minute or more: workers gone now were stopped by the cancel.
     await eventually('the workers to stop', async () => (await metric(slow, 'basic_background_workers_active')) === 0);
     await eventually('the access log line', async () => slow.log.some((e) => e.method === '/basic.v1.BasicService/Background' && e.code === 'CANCELLED'));
+    assert.equal(await rpcTotal(slow, 'Background', 'CANCELLED'), 1);
     assert.equal(await page.isEnabled('#bg-start'), true);
   });
 

@@ -64,7 +64,7 @@ async fn the_page_and_its_files_are_served_on_http1_and_h2c() {
     assert!(
         std::str::from_utf8(script.body())
             .unwrap()
-            .contains("application/grpc-web+proto")
+            .contains("application/connect+json")
     );
     let missing = within(h1(server.addr, get("/nothing-here"))).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);

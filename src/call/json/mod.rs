@@ -17,6 +17,7 @@ use std::{
     borrow::Cow,
     fmt,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -31,6 +32,10 @@ use super::{
     Route,
     wire::{self, PREFIX, UNCOMPRESSED},
 };
+
+mod write;
+
+use write::Writer;
 
 /// The deepest nesting of objects and arrays a JSON message may have.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -55,7 +60,7 @@ pub(crate) struct Schema {
 #[derive(Debug, Clone)]
 pub(crate) struct Method {
     pub(crate) input: MessageDescriptor,
-    pub(crate) output: MessageDescriptor,
+    pub(crate) output: Reply,
     /// `idempotency_level = NO_SIDE_EFFECTS` in its `.proto` (Connect may GET it).
     pub(crate) no_side_effects: bool,
 }
@@ -64,14 +69,8 @@ impl Schema {
     /// The schema of every route, from `files` (serialized `FileDescriptorProto`s: the
     /// ones reflection serves, imports included).
     pub(crate) fn new<'a>(files: impl IntoIterator<Item = &'a Bytes>) -> Result<Self, SchemaError> {
-        // A `FileDescriptorSet` is its files as field 1, one after another.
-        let mut set = BytesMut::new();
-        for file in files {
-            set.put_u8(0x0a);
-            prost::encoding::encode_varint(file.len() as u64, &mut set);
-            set.extend_from_slice(file);
-        }
-        let pool = DescriptorPool::decode(set.freeze())?;
+        let pool = pool(files)?;
+        let writer = Arc::new(Writer::new(&pool));
         let methods = Route::all()
             .iter()
             .map(|route| {
@@ -84,9 +83,14 @@ impl Schema {
                     .get_field_by_name("idempotency_level")
                     .and_then(|v| v.as_enum_number())
                     == Some(1);
+                let output = method.output();
                 Ok(Method {
                     input: method.input(),
-                    output: method.output(),
+                    output: Reply {
+                        index: writer.index_of(&output),
+                        desc: output,
+                        writer: Arc::clone(&writer),
+                    },
                     no_side_effects,
                 })
             })
@@ -98,6 +102,20 @@ impl Schema {
     pub(crate) fn method(&self, route: Route) -> Option<&Method> {
         self.methods.get(route.id)
     }
+}
+
+/// The descriptor pool of `files` (serialized `FileDescriptorProto`s).
+fn pool<'a>(
+    files: impl IntoIterator<Item = &'a Bytes>,
+) -> Result<DescriptorPool, prost_reflect::DescriptorError> {
+    // A `FileDescriptorSet` is its files as field 1, one after another.
+    let mut set = BytesMut::new();
+    for file in files {
+        set.put_u8(0x0a);
+        prost::encoding::encode_varint(file.len() as u64, &mut set);
+        set.extend_from_slice(file);
+    }
+    DescriptorPool::decode(set.freeze())
 }
 
 /// Appends the protobuf encoding of the JSON message `json` of type `desc` to `out`,
@@ -128,12 +146,31 @@ pub(crate) fn to_proto(
         .map_err(|err| Status::internal(format!("cannot encode {}: {err}", desc.full_name())))
 }
 
-/// Appends the JSON of the protobuf message `proto` of type `desc` to `out`.
-pub(crate) fn to_json(
-    desc: &MessageDescriptor,
-    proto: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), Status> {
+/// A reply type: its descriptor, and its place in the direct writer's index.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    desc: MessageDescriptor,
+    index: Option<usize>,
+    writer: Arc<Writer>,
+}
+
+impl Reply {
+    /// Appends the JSON of the protobuf reply `proto` to `out`: written straight from
+    /// the bytes ([`Writer`]), or by prost-reflect where that does not cover it.
+    pub(crate) fn to_json(&self, proto: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
+        let start = out.len();
+        if let Some(index) = self.index {
+            if self.writer.write(index, proto, out).is_some() {
+                return Ok(());
+            }
+        }
+        out.truncate(start);
+        reflected_json(&self.desc, proto, out)
+    }
+}
+
+/// prost-reflect's JSON of `proto`: decoded into a dynamic message, then serialized.
+fn reflected_json(desc: &MessageDescriptor, proto: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
     let message = DynamicMessage::decode(desc.clone(), proto)
         .map_err(|err| Status::internal(format!("cannot decode {}: {err}", desc.full_name())))?;
     let mut ser = serde_json::Serializer::new(out);
@@ -309,34 +346,51 @@ impl Body for JsonIn {
 /// no compressed replies) becomes its JSON; trailers and errors pass unchanged.
 pub(crate) struct JsonOut {
     inner: BoxBody,
-    desc: MessageDescriptor,
+    reply: Reply,
     /// Bytes of a reply not yet complete.
     pending: BytesMut,
 }
 
 impl JsonOut {
-    pub(crate) fn boxed(inner: BoxBody, desc: MessageDescriptor) -> BoxBody {
+    pub(crate) fn boxed(inner: BoxBody, reply: Reply) -> BoxBody {
         BoxBody::new(JsonOut {
             inner,
-            desc,
+            reply,
             pending: BytesMut::new(),
         })
     }
 
-    /// The JSON frames of the whole replies in `pending`, if any.
-    fn drain(&mut self) -> Result<Option<Bytes>, Status> {
+    /// The JSON frames of the whole replies at the front of `bytes`, and how many bytes
+    /// those replies took.
+    fn convert(&self, bytes: &[u8]) -> Result<(Vec<u8>, usize), Status> {
         let mut out = Vec::new();
-        while let Some((_, len)) = wire::prefix(&self.pending) {
-            if self.pending.len() < PREFIX + len {
+        let mut used = 0;
+        while let Some((_, len)) = wire::prefix(&bytes[used..]) {
+            let Some(message) = bytes.get(used + PREFIX..used + PREFIX + len) else {
                 break;
-            }
-            let message = self.pending.split_to(PREFIX + len);
+            };
             let start = out.len();
             out.extend_from_slice(&[UNCOMPRESSED, 0, 0, 0, 0]);
-            to_json(&self.desc, &message[PREFIX..], &mut out)?;
+            self.reply.to_json(message, &mut out)?;
             let json_len = u32::try_from(out.len() - start - PREFIX).unwrap_or(u32::MAX);
             out[start + 1..start + PREFIX].copy_from_slice(&json_len.to_be_bytes());
+            used += PREFIX + len;
         }
+        Ok((out, used))
+    }
+
+    /// The JSON frames of the whole replies so far, `data` being the latest chunk.
+    fn drain(&mut self, data: Bytes) -> Result<Option<Bytes>, Status> {
+        let (out, used) = if self.pending.is_empty() {
+            // The usual case: the chunk is whole replies, converted where they are.
+            let (out, used) = self.convert(&data)?;
+            self.pending.extend_from_slice(&data[used..]);
+            (out, 0)
+        } else {
+            self.pending.extend_from_slice(&data);
+            self.convert(&self.pending)?
+        };
+        let _ = self.pending.split_to(used);
         Ok((!out.is_empty()).then(|| Bytes::from(out)))
     }
 }
@@ -359,8 +413,7 @@ impl Body for JsonOut {
                 Ok(data) => data,
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
             };
-            this.pending.extend_from_slice(&data);
-            match this.drain() {
+            match this.drain(data) {
                 Ok(Some(json)) => return Poll::Ready(Some(Ok(Frame::data(json)))),
                 Ok(None) => continue,
                 Err(status) => return Poll::Ready(Some(Err(status))),
@@ -426,10 +479,143 @@ mod tests {
             proto(&background.input, r#"{"processes": "3"}"#).unwrap(),
             [0x08, 3]
         );
-        let hello = method("/basic.v1.BasicService/Hello");
+        let talk = method("/basic.v1.BasicService/Talk");
         let mut json = Vec::new();
-        to_json(&hello.input, &[0x0a, 2, b'A', b'd'], &mut json).unwrap();
-        assert_eq!(json, br#"{"message":"Ad"}"#);
+        talk.output
+            .to_json(&[0x0a, 2, b'A', b'd'], &mut json)
+            .unwrap();
+        assert_eq!(json, br#"{"answer":"Ad"}"#);
+    }
+
+    /// The JSON of `message` (of type `name`) from both writers, which must agree.
+    fn both_ways<M: pilota::pb::Message>(name: &str, message: &M) -> serde_json::Value {
+        let reflection = Reflection::for_basic_server().expect("reflection");
+        let pool = pool(reflection.files()).unwrap();
+        let writer = Writer::new(&pool);
+        let desc = pool.get_message_by_name(name).expect(name);
+        let bytes = message.encode_to_vec(&mut Default::default());
+        let mut fast = Vec::new();
+        let index = writer.index_of(&desc).expect("indexed");
+        writer
+            .write(index, &bytes, &mut fast)
+            .expect("the direct writer covers it");
+        let mut reflected = Vec::new();
+        reflected_json(&desc, &bytes, &mut reflected).unwrap();
+        let fast: serde_json::Value = serde_json::from_slice(&fast)
+            .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&fast)));
+        let reflected: serde_json::Value = serde_json::from_slice(&reflected).unwrap();
+        assert_eq!(fast, reflected);
+        fast
+    }
+
+    #[test]
+    fn the_direct_writer_writes_what_prost_reflect_writes() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use volo_gen::{
+            basic::service::v1::{
+                BackgroundResponse, BackgroundResponseEvent, HelloResponse, HelloResponseEvent,
+                SomeServiceData, SomeServiceResponse, State,
+            },
+            grpc::health::v1::{
+                HealthCheckResponse, HealthListResponse, health_check_response::ServingStatus,
+            },
+        };
+
+        use crate::cloudevent::{envelope, pack, timestamp};
+
+        let hello = HelloResponse {
+            cloud_event: Some(envelope(
+                "basic.v1.BasicService/Hello",
+                "basic.service.v1.HelloResponse",
+                pack(&HelloResponseEvent {
+                    greeting: "Hello, \"Ada\" \u{1F600}\n\u{7}".into(),
+                }),
+                timestamp(UNIX_EPOCH + Duration::new(1_700_000_000, 123_000_000)),
+            )),
+        };
+        let json = both_ways("basic.service.v1.HelloResponse", &hello);
+        assert_eq!(
+            json["cloudEvent"]["attributes"]["time"]["ceTimestamp"],
+            "2023-11-14T22:13:20.123Z"
+        );
+        for (nanos, state, n) in [
+            (0, State::STATE_PROCESS, 0),
+            (1, State::STATE_COMPLETE, 3),
+            (1_500, State::STATE_COMPLETE_WITH_ERROR, 2),
+            (999_999_999, State::STATE_UNSPECIFIED, 1),
+        ] {
+            let responses = (0..n)
+                .map(|i| SomeServiceResponse {
+                    id: format!("id-{i}"),
+                    name: String::new(),
+                    version: "v1".into(),
+                    data: (i != 1).then(|| SomeServiceData {
+                        value: if i == 0 { "http".into() } else { String::new() },
+                        r#type: "error".into(),
+                    }),
+                })
+                .collect();
+            let event = BackgroundResponseEvent {
+                state,
+                started_at: Some(timestamp(UNIX_EPOCH + Duration::new(5, nanos))),
+                completed_at: (n > 1).then(|| timestamp(UNIX_EPOCH)),
+                responses,
+            };
+            let reply = BackgroundResponse {
+                cloud_event: Some(envelope(
+                    "urn:service:basic",
+                    "basic.service.v1.BackgroundResponseEvent",
+                    pack(&event),
+                    timestamp(UNIX_EPOCH + Duration::new(86_400 * 365 * 300, nanos)),
+                )),
+            };
+            both_ways("basic.service.v1.BackgroundResponse", &reply);
+            both_ways("basic.service.v1.BackgroundResponseEvent", &event);
+        }
+        let mut statuses = pilota::AHashMap::default();
+        statuses.insert(
+            "basic.v1.BasicService".into(),
+            HealthCheckResponse {
+                status: ServingStatus::SERVING,
+            },
+        );
+        statuses.insert(
+            "".into(),
+            HealthCheckResponse {
+                status: ServingStatus::UNKNOWN,
+            },
+        );
+        let json = both_ways(
+            "grpc.health.v1.HealthListResponse",
+            &HealthListResponse { statuses },
+        );
+        assert_eq!(json["statuses"][""], serde_json::json!({}));
+        let json = both_ways(
+            "grpc.health.v1.HealthCheckResponse",
+            &HealthCheckResponse {
+                status: ServingStatus::NOT_SERVING,
+            },
+        );
+        assert_eq!(json, serde_json::json!({"status": "NOT_SERVING"}));
+        let json = both_ways(
+            "basic.service.v1.BackgroundRequest",
+            &volo_gen::basic::service::v1::BackgroundRequest { processes: -5 },
+        );
+        assert_eq!(json, serde_json::json!({"processes": "-5"}));
+    }
+
+    #[test]
+    fn what_the_direct_writer_does_not_cover_falls_back() {
+        let talk = method("/basic.v1.BasicService/Talk");
+        // `answer` twice: prost-reflect keeps the last.
+        let bytes = [0x0a, 1, b'a', 0x0a, 1, b'b'];
+        let reply = &talk.output;
+        let index = reply.index.expect("indexed");
+        assert!(reply.writer.write(index, &bytes, &mut Vec::new()).is_none());
+        let mut out = Vec::new();
+        reply.to_json(&bytes, &mut out).unwrap();
+        assert_eq!(out, br#"{"answer":"b"}"#);
     }
 
     #[test]
