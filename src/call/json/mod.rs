@@ -33,9 +33,9 @@ use super::{
     wire::{self, PREFIX, UNCOMPRESSED},
 };
 
-mod write;
+mod tables;
 
-use write::Writer;
+use tables::{Read, Tables};
 
 /// The deepest nesting of objects and arrays a JSON message may have.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -59,7 +59,7 @@ pub(crate) struct Schema {
 /// The request and reply types of one RPC.
 #[derive(Debug, Clone)]
 pub(crate) struct Method {
-    pub(crate) input: MessageDescriptor,
+    pub(crate) input: Request,
     pub(crate) output: Reply,
     /// `idempotency_level = NO_SIDE_EFFECTS` in its `.proto` (Connect may GET it).
     pub(crate) no_side_effects: bool,
@@ -70,7 +70,7 @@ impl Schema {
     /// ones reflection serves, imports included).
     pub(crate) fn new<'a>(files: impl IntoIterator<Item = &'a Bytes>) -> Result<Self, SchemaError> {
         let pool = pool(files)?;
-        let writer = Arc::new(Writer::new(&pool));
+        let tables = Arc::new(Tables::new(&pool));
         let methods = Route::all()
             .iter()
             .map(|route| {
@@ -83,13 +83,17 @@ impl Schema {
                     .get_field_by_name("idempotency_level")
                     .and_then(|v| v.as_enum_number())
                     == Some(1);
-                let output = method.output();
+                let (input, output) = (method.input(), method.output());
                 Ok(Method {
-                    input: method.input(),
+                    input: Request {
+                        index: tables.index_of(&input),
+                        desc: input,
+                        tables: Arc::clone(&tables),
+                    },
                     output: Reply {
-                        index: writer.index_of(&output),
+                        index: tables.index_of(&output),
                         desc: output,
-                        writer: Arc::clone(&writer),
+                        tables: Arc::clone(&tables),
                     },
                     no_side_effects,
                 })
@@ -118,49 +122,82 @@ fn pool<'a>(
     DescriptorPool::decode(set.freeze())
 }
 
-/// Appends the protobuf encoding of the JSON message `json` of type `desc` to `out`,
-/// framed (prefix and message).
-pub(crate) fn to_proto(
-    desc: &MessageDescriptor,
-    json: &[u8],
-    out: &mut BytesMut,
-) -> Result<(), Status> {
-    let bad = |err: &dyn fmt::Display| {
-        Status::invalid_argument(format!("invalid JSON for {}: {err}", desc.full_name()))
-    };
+/// A request type: its descriptor, and its place in the tables.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    desc: MessageDescriptor,
+    index: Option<usize>,
+    tables: Arc<Tables>,
+}
+
+impl Request {
+    /// Appends the protobuf encoding of the JSON request `json` to `out`, framed (prefix
+    /// and message): read straight into protobuf ([`Tables::read`]), or by prost-reflect
+    /// where that does not cover it.
+    pub(crate) fn to_proto(&self, json: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
+        let start = out.len();
+        out.extend_from_slice(&[UNCOMPRESSED, 0, 0, 0, 0]);
+        let direct = match self.index {
+            Some(index) => self.tables.read(index, json, out),
+            None => Err(Read::Unsupported),
+        };
+        match direct {
+            Ok(()) => {}
+            Err(Read::Invalid(reason)) => {
+                out.truncate(start);
+                return Err(invalid(&self.desc, &reason));
+            }
+            Err(Read::Unsupported) => {
+                out.truncate(start + PREFIX);
+                if let Err(status) = reflected_proto(&self.desc, json, out) {
+                    out.truncate(start);
+                    return Err(status);
+                }
+            }
+        }
+        let len = u32::try_from(out.len() - start - PREFIX).unwrap_or(u32::MAX);
+        out[start + 1..start + PREFIX].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+}
+
+/// INVALID_ARGUMENT for JSON that is not a `desc`, and why.
+fn invalid(desc: &MessageDescriptor, reason: &dyn fmt::Display) -> Status {
+    Status::invalid_argument(format!("invalid JSON for {}: {reason}", desc.full_name()))
+}
+
+/// prost-reflect's protobuf of the JSON `json`, appended to `out`: checked for nesting
+/// and repeated keys, read into a dynamic message, encoded.
+fn reflected_proto(desc: &MessageDescriptor, json: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
     let mut de = serde_json::Deserializer::from_slice(json);
     Checked { depth: 0 }
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|err| bad(&err))?;
+        .map_err(|err| invalid(desc, &err))?;
     let mut de = serde_json::Deserializer::from_slice(json);
     let message = DynamicMessage::deserialize(desc.clone(), &mut de)
         .and_then(|m| de.end().map(|()| m))
-        .map_err(|err| bad(&err))?;
-    let len = message.encoded_len();
-    out.reserve(PREFIX + len);
-    out.put_u8(UNCOMPRESSED);
-    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        .map_err(|err| invalid(desc, &err))?;
     message
         .encode(out)
         .map_err(|err| Status::internal(format!("cannot encode {}: {err}", desc.full_name())))
 }
 
-/// A reply type: its descriptor, and its place in the direct writer's index.
+/// A reply type: its descriptor, and its place in the direct tables's index.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     desc: MessageDescriptor,
     index: Option<usize>,
-    writer: Arc<Writer>,
+    tables: Arc<Tables>,
 }
 
 impl Reply {
     /// Appends the JSON of the protobuf reply `proto` to `out`: written straight from
-    /// the bytes ([`Writer`]), or by prost-reflect where that does not cover it.
+    /// the bytes ([`Tables`]), or by prost-reflect where that does not cover it.
     pub(crate) fn to_json(&self, proto: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
         let start = out.len();
         if let Some(index) = self.index {
-            if self.writer.write(index, proto, out).is_some() {
+            if self.tables.write(index, proto, out).is_some() {
                 return Ok(());
             }
         }
@@ -283,12 +320,12 @@ impl<'de> Visitor<'de> for Checked {
 /// request body's checks) becomes its protobuf encoding.
 pub(crate) struct JsonIn {
     inner: BoxBody,
-    desc: MessageDescriptor,
+    request: Request,
 }
 
 impl JsonIn {
-    pub(crate) fn boxed(inner: BoxBody, desc: MessageDescriptor) -> BoxBody {
-        BoxBody::new(JsonIn { inner, desc })
+    pub(crate) fn boxed(inner: BoxBody, request: Request) -> BoxBody {
+        BoxBody::new(JsonIn { inner, request })
     }
 }
 
@@ -310,7 +347,7 @@ impl Body for JsonIn {
             Err(frame) => return Poll::Ready(Some(Ok(frame))),
         };
         // Whole messages only (the request body's checks hand nothing else on).
-        let mut out = BytesMut::new();
+        let mut out = Vec::with_capacity(data.len());
         let mut rest = &data[..];
         while !rest.is_empty() {
             let Some((flag, len)) =
@@ -325,12 +362,12 @@ impl Body for JsonIn {
                     "message flag {flag:#04x} without a known compression"
                 )))));
             }
-            if let Err(status) = to_proto(&this.desc, &rest[PREFIX..PREFIX + len], &mut out) {
+            if let Err(status) = this.request.to_proto(&rest[PREFIX..PREFIX + len], &mut out) {
                 return Poll::Ready(Some(Err(status)));
             }
             rest = &rest[PREFIX + len..];
         }
-        Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -363,7 +400,8 @@ impl JsonOut {
     /// The JSON frames of the whole replies at the front of `bytes`, and how many bytes
     /// those replies took.
     fn convert(&self, bytes: &[u8]) -> Result<(Vec<u8>, usize), Status> {
-        let mut out = Vec::new();
+        // Room for the usual JSON of these bytes, so that it is not grown step by step.
+        let mut out = Vec::with_capacity(bytes.len() * 2 + 64);
         let mut used = 0;
         while let Some((_, len)) = wire::prefix(&bytes[used..]) {
             let Some(message) = bytes.get(used + PREFIX..used + PREFIX + len) else {
@@ -448,9 +486,9 @@ mod tests {
             .clone()
     }
 
-    fn proto(desc: &MessageDescriptor, json: &str) -> Result<Vec<u8>, Status> {
-        let mut out = BytesMut::new();
-        to_proto(desc, json.as_bytes(), &mut out)?;
+    fn proto(request: &Request, json: &str) -> Result<Vec<u8>, Status> {
+        let mut out = Vec::new();
+        request.to_proto(json.as_bytes(), &mut out)?;
         Ok(out[PREFIX..].to_vec())
     }
 
@@ -491,14 +529,14 @@ mod tests {
     fn both_ways<M: pilota::pb::Message>(name: &str, message: &M) -> serde_json::Value {
         let reflection = Reflection::for_basic_server().expect("reflection");
         let pool = pool(reflection.files()).unwrap();
-        let writer = Writer::new(&pool);
+        let tables = Tables::new(&pool);
         let desc = pool.get_message_by_name(name).expect(name);
         let bytes = message.encode_to_vec(&mut Default::default());
         let mut fast = Vec::new();
-        let index = writer.index_of(&desc).expect("indexed");
-        writer
+        let index = tables.index_of(&desc).expect("indexed");
+        tables
             .write(index, &bytes, &mut fast)
-            .expect("the direct writer covers it");
+            .expect("the direct tables covers it");
         let mut reflected = Vec::new();
         reflected_json(&desc, &bytes, &mut reflected).unwrap();
         let fast: serde_json::Value = serde_json::from_slice(&fast)
@@ -606,13 +644,118 @@ mod tests {
     }
 
     #[test]
+    fn the_direct_reader_reads_what_prost_reflect_reads() {
+        let reflection = Reflection::for_basic_server().expect("reflection");
+        let pool = pool(reflection.files()).unwrap();
+        let tables = Arc::new(Tables::new(&pool));
+        let request = |name: &str| {
+            let desc = pool.get_message_by_name(name).expect(name);
+            Request {
+                index: tables.index_of(&desc),
+                desc,
+                tables: Arc::clone(&tables),
+            }
+        };
+        let read = [
+            ("basic.service.v1.HelloRequest", r#"{"message":"Ada"}"#),
+            (
+                "basic.service.v1.HelloRequest",
+                r#"{"message":"\u00e9\n\"x\" \ud83d\ude00"}"#,
+            ),
+            ("basic.service.v1.HelloRequest", r#"{"message":null}"#),
+            ("basic.service.v1.HelloRequest", r#"{}"#),
+            ("basic.service.v1.BackgroundRequest", r#"{"processes":3}"#),
+            (
+                "basic.service.v1.BackgroundRequest",
+                r#"{"processes":"-9223372036854775808"}"#,
+            ),
+            ("basic.service.v1.BackgroundRequest", r#"{"processes":1e2}"#),
+            ("basic.service.v1.BackgroundRequest", r#"{"processes":0}"#),
+            (
+                "grpc.health.v1.HealthCheckResponse",
+                r#"{"status":"SERVING"}"#,
+            ),
+            ("grpc.health.v1.HealthCheckResponse", r#"{"status":2}"#),
+            (
+                "basic.service.v1.SomeServiceResponse",
+                r#"{"id":"1","data":{"value":"v","type":"t"},"version":""}"#,
+            ),
+            (
+                "basic.service.v1.SomeServiceResponses",
+                r#"{"responses":[{"id":"a"},{},{"name":"c"}]}"#,
+            ),
+        ];
+        for (name, json) in read {
+            let request = request(name);
+            let index = request.index.expect("indexed");
+            let mut direct = Vec::new();
+            tables
+                .read(index, json.as_bytes(), &mut direct)
+                .unwrap_or_else(|err| panic!("{name} {json}: {err:?}"));
+            let mut reflected = Vec::new();
+            reflected_proto(&request.desc, json.as_bytes(), &mut reflected).unwrap();
+            // The same message (as its canonical JSON: explicit defaults are the same).
+            let canonical = |bytes: &[u8]| {
+                let mut json = Vec::new();
+                reflected_json(&request.desc, bytes, &mut json).unwrap();
+                serde_json::from_slice::<serde_json::Value>(&json).unwrap()
+            };
+            assert_eq!(canonical(&direct), canonical(&reflected), "{name} {json}");
+        }
+        // Timestamps are left to prost-reflect, which reads them.
+        let event = request("basic.service.v1.BackgroundResponseEvent");
+        let json = br#"{"state":"STATE_COMPLETE","startedAt":"2026-01-02T03:04:05.5Z"}"#;
+        assert!(matches!(
+            tables.read(event.index.unwrap(), json, &mut Vec::new()),
+            Err(Read::Unsupported)
+        ));
+        let mut out = Vec::new();
+        event.to_proto(json, &mut out).unwrap();
+        // Refused alike: not integers, out of range, unknown names, wrong types.
+        for (name, json) in [
+            ("basic.service.v1.BackgroundRequest", r#"{"processes":1.5}"#),
+            (
+                "basic.service.v1.BackgroundRequest",
+                r#"{"processes":"abc"}"#,
+            ),
+            (
+                "basic.service.v1.BackgroundRequest",
+                r#"{"processes":99999999999999999999}"#,
+            ),
+            (
+                "basic.service.v1.BackgroundRequest",
+                r#"{"processes":true}"#,
+            ),
+            ("basic.service.v1.BackgroundRequest", r#"{"processes":[1]}"#),
+            ("grpc.health.v1.HealthCheckResponse", r#"{"status":"NOPE"}"#),
+            ("basic.service.v1.HelloRequest", r#"{"message":1}"#),
+            ("basic.service.v1.HelloRequest", r#"{"message":{}}"#),
+            ("basic.service.v1.HelloRequest", r#"[]"#),
+            ("basic.service.v1.HelloRequest", r#"null"#),
+        ] {
+            let request = request(name);
+            assert!(
+                matches!(
+                    tables.read(request.index.unwrap(), json.as_bytes(), &mut Vec::new()),
+                    Err(Read::Invalid(_))
+                ),
+                "{name} {json}"
+            );
+            assert!(
+                reflected_proto(&request.desc, json.as_bytes(), &mut Vec::new()).is_err(),
+                "{name} {json}"
+            );
+        }
+    }
+
+    #[test]
     fn what_the_direct_writer_does_not_cover_falls_back() {
         let talk = method("/basic.v1.BasicService/Talk");
         // `answer` twice: prost-reflect keeps the last.
         let bytes = [0x0a, 1, b'a', 0x0a, 1, b'b'];
         let reply = &talk.output;
         let index = reply.index.expect("indexed");
-        assert!(reply.writer.write(index, &bytes, &mut Vec::new()).is_none());
+        assert!(reply.tables.write(index, &bytes, &mut Vec::new()).is_none());
         let mut out = Vec::new();
         reply.to_json(&bytes, &mut out).unwrap();
         assert_eq!(out, br#"{"answer":"b"}"#);
@@ -623,7 +766,7 @@ mod tests {
         let hello = method("/basic.v1.BasicService/Hello");
         let background = method("/basic.v1.BasicService/Background");
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        let cases: Vec<(&MessageDescriptor, Vec<u8>, &str)> = vec![
+        let cases: Vec<(&Request, Vec<u8>, &str)> = vec![
             (
                 &hello.input,
                 br#"{"message":"a","message":"b"}"#.to_vec(),
@@ -633,7 +776,11 @@ mod tests {
             (&hello.input, b"{\"message\":\"\xff\"}".to_vec(), "invalid"),
             (&hello.input, br#"{"message":"a""#.to_vec(), "EOF"),
             (&hello.input, br#"{"message":"a"} x"#.to_vec(), "trailing"),
-            (&hello.input, deep.into_bytes(), "nested deeper"),
+            (
+                &hello.input,
+                deep.clone().into_bytes(),
+                "expected a JSON object",
+            ),
             (
                 &background.input,
                 br#"{"processes":1e400}"#.to_vec(),
@@ -645,14 +792,28 @@ mod tests {
                 "",
             ),
         ];
-        for (desc, json, needle) in cases {
-            let err = to_proto(desc, &json, &mut BytesMut::new()).unwrap_err();
+        for (request, json, needle) in cases {
+            let mut out = b"kept".to_vec();
+            let err = request.to_proto(&json, &mut out).unwrap_err();
+            assert_eq!(out, b"kept", "nothing is left of a refused message");
             assert_eq!(err.code(), volo_grpc::Code::InvalidArgument, "{json:?}");
             assert!(
-                err.message().contains(needle) && err.message().contains(desc.full_name()),
+                err.message().contains(needle) && err.message().contains(request.desc.full_name()),
                 "{}",
                 err.message()
             );
+        }
+        // The same refusals from prost-reflect's path, which checks nesting itself.
+        for (json, needle) in [
+            (
+                br#"{"message":"a","message":"b"}"#.to_vec(),
+                "duplicate key",
+            ),
+            (br#"{"nope":1}"#.to_vec(), "nope"),
+            (deep.into_bytes(), "nested deeper"),
+        ] {
+            let err = reflected_proto(&hello.input.desc, &json, &mut Vec::new()).unwrap_err();
+            assert!(err.message().contains(needle), "{}", err.message());
         }
     }
 }

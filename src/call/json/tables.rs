@@ -2,16 +2,24 @@
 //!
 //! prost-reflect's way (decode into a `DynamicMessage`, then serialize it) builds a tree
 //! of maps, strings and boxed values for every reply, and cost more than the rest of a
-//! Hello call. [`Writer`] indexes the same descriptors once (per message: each field's
+//! Hello call. [`Tables`] indexes the same descriptors once (per message: each field's
 //! JSON key, kind and shape) and then walks a reply's bytes once, writing the same JSON:
 //! lowerCamelCase names, 64-bit integers as strings, enums by name, bytes in base64, maps
 //! as objects, `Any` with `@type`, `Timestamp` and `Duration` as strings, fields at their
 //! default value left out.
 //!
+//! The same tables read requests ([`Tables::read`], in `read`): JSON straight into
+//! protobuf, for the messages and kinds requests use; the rest falls back on
+//! prost-reflect too.
+//!
 //! It covers what the server's own encoder writes. Anything else (a singular field seen
 //! twice, fields out of order, a repeated field split in two, unknown fields, the other
-//! well-known types) makes [`Writer::write`] return `None`, and the caller falls back on
+//! well-known types) makes [`Tables::write`] return `None`, and the caller falls back on
 //! prost-reflect: the same JSON, slower. A test holds the two to the same output.
+
+mod read;
+
+pub(crate) use read::Read;
 
 use std::{collections::HashMap, io::Write as _};
 
@@ -26,7 +34,7 @@ const MAX_FIELD: u32 = 1024;
 
 /// The JSON facts of every message in a descriptor pool.
 #[derive(Debug)]
-pub(crate) struct Writer {
+pub(crate) struct Tables {
     messages: Vec<Message>,
     enums: Vec<Enum>,
     /// Message index by full name (for `Any`).
@@ -38,6 +46,8 @@ struct Message {
     form: Form,
     /// By field number.
     fields: Vec<Option<Field>>,
+    /// Field numbers by JSON name and by proto name (both are read).
+    by_name: HashMap<Box<str>, u32>,
 }
 
 /// How a message is written.
@@ -47,7 +57,7 @@ enum Form {
     Any,
     Timestamp,
     Duration,
-    /// A well-known type this writer leaves to prost-reflect.
+    /// A well-known type this tables leaves to prost-reflect.
     Other,
 }
 
@@ -55,6 +65,8 @@ enum Form {
 struct Field {
     /// `"jsonName":`
     key: Box<[u8]>,
+    /// The protobuf key of one value (field number and wire type), encoded.
+    tag: Box<[u8]>,
     kind: FieldKind,
     shape: Shape,
 }
@@ -94,9 +106,10 @@ enum FieldKind {
 #[derive(Debug)]
 struct Enum {
     values: Vec<(i32, Box<[u8]>)>,
+    by_name: HashMap<Box<str>, i32>,
 }
 
-impl Writer {
+impl Tables {
     /// Indexes every message and enum of `pool`.
     pub(crate) fn new(pool: &DescriptorPool) -> Self {
         let by_name: HashMap<String, usize> = pool
@@ -118,14 +131,15 @@ impl Writer {
                     .collect();
                 values.sort_by_key(|(n, _)| *n);
                 values.dedup_by_key(|(n, _)| *n);
-                Enum { values }
+                let by_name = e.values().map(|v| (v.name().into(), v.number())).collect();
+                Enum { values, by_name }
             })
             .collect();
         let messages = pool
             .all_messages()
             .map(|m| Self::message_table(&m, &by_name, &enum_index))
             .collect();
-        Writer {
+        Tables {
             messages,
             enums,
             by_name,
@@ -145,6 +159,7 @@ impl Writer {
             _ => Form::Object,
         };
         let mut fields: Vec<Option<Field>> = Vec::new();
+        let mut by_name = HashMap::new();
         for field in desc.fields() {
             let kind = match field.kind() {
                 Kind::Double => FieldKind::Double,
@@ -188,13 +203,22 @@ impl Writer {
             if fields.len() <= number {
                 fields.resize_with(number + 1, || None);
             }
+            by_name.insert(field.json_name().into(), number as u32);
+            by_name.insert(field.name().into(), number as u32);
+            let mut tag = Vec::new();
+            prost::encoding::encode_key(number as u32, kind.wire(), &mut tag);
             fields[number] = Some(Field {
                 key: format!("\"{}\":", field.json_name()).into_bytes().into(),
+                tag: tag.into(),
                 kind,
                 shape,
             });
         }
-        Message { form, fields }
+        Message {
+            form,
+            fields,
+            by_name,
+        }
     }
 
     /// The index of the message `desc`, if indexed.
@@ -203,7 +227,7 @@ impl Writer {
     }
 
     /// Appends the JSON of the protobuf message `bytes` (of the message at `index`) to
-    /// `out`; `None` (with `out` in any state) when this writer does not cover it.
+    /// `out`; `None` (with `out` in any state) when this tables does not cover it.
     pub(crate) fn write(&self, index: usize, bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
         self.message(index, bytes, out, 0)
     }
@@ -471,6 +495,7 @@ impl Message {
         Message {
             form: Form::Other,
             fields: Vec::new(),
+            by_name: HashMap::new(),
         }
     }
 }
