@@ -173,7 +173,10 @@ impl<H: Handlers> Pipeline<H> {
         };
         let headers = resp.headers_mut();
         headers.insert(wire::REQUEST_ID, request_id.value);
-        headers.insert(wire::ACCEPT_ENCODING, wire::ACCEPTED);
+        // (Connect says what it accepts in its own headers, per call.)
+        if wire.protocol != Protocol::Connect {
+            headers.insert(wire::ACCEPT_ENCODING, wire::ACCEPTED);
+        }
         resp
     }
 

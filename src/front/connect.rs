@@ -622,14 +622,12 @@ fn is_grpc_header(name: &HeaderName) -> bool {
 /// The response metadata of a unary call: the response's `headers` but gRPC's own, and
 /// its `trailers` as `trailer-` headers.
 fn metadata(mut headers: HeaderMap, trailers: Option<&HeaderMap>) -> HeaderMap {
-    for name in [
-        &wire::ACCEPT_ENCODING,
-        &wire::ENCODING,
-        &wire::STATUS,
-        &GRPC_MESSAGE,
-        &GRPC_STATUS_DETAILS,
-    ] {
-        headers.remove(name);
+    // (The pipeline sends no `grpc-accept-encoding` on Connect calls, and the status
+    // is in the headers only when it ended the call before any reply.)
+    if headers.contains_key(&wire::STATUS) {
+        for name in [&wire::STATUS, &GRPC_MESSAGE, &GRPC_STATUS_DETAILS] {
+            headers.remove(name);
+        }
     }
     for (name, value) in trailers.into_iter().flatten() {
         if is_grpc_header(name) {
