@@ -5,8 +5,8 @@
 //! `metrics-exporter-prometheus`. The recorder is process-wide and installed once;
 //! [`serve`] answers every HTTP request on its listener with the current exposition.
 //!
-//! Names (all prefixed `basic_`): `rpc_total{method,code}`, `rpc_duration_seconds`
-//! (histogram, by method), `rpc_in_flight`, `streams_open`, `talk_conversations_active`,
+//! Names (all prefixed `basic_`): `rpc_total{method,protocol,code}`,
+//! `rpc_duration_seconds` (histogram, by method and protocol), `rpc_in_flight`, `streams_open`, `talk_conversations_active`,
 //! `background_workers_active`.
 
 use std::{convert::Infallible, future::Future, sync::OnceLock};
