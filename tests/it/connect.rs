@@ -274,6 +274,142 @@ async fn talk_is_a_connect_stream_over_http2() {
     server.stop().await;
 }
 
+/// A request message of `path` in `json` or protobuf.
+fn request_message(path: &str, json: bool) -> Vec<u8> {
+    match (path, json) {
+        (HELLO, true) => br#"{"message":"Ada"}"#.to_vec(),
+        (HELLO, false) => HelloRequest {
+            message: "Ada".into(),
+        }
+        .encode_to_vec(&mut Default::default()),
+        (BACKGROUND, true) => br#"{"processes":3}"#.to_vec(),
+        (BACKGROUND, false) => {
+            BackgroundRequest { processes: 3 }.encode_to_vec(&mut Default::default())
+        }
+        (_, true) => br#"{"message":"Men are all alike."}"#.to_vec(),
+        (_, false) => volo_gen::basic::service::v1::TalkRequest {
+            message: "Men are all alike.".into(),
+        }
+        .encode_to_vec(&mut Default::default()),
+    }
+}
+
+/// What a reply of `path` says, from its JSON or protobuf.
+fn reply_text(path: &str, json: bool, message: &Bytes) -> String {
+    if json {
+        let value: Value = serde_json::from_slice(message).unwrap();
+        return match path {
+            HELLO => json_greeting(&value).to_owned(),
+            BACKGROUND => value["cloudEvent"]["protoData"]["state"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            _ => value["answer"].as_str().unwrap().to_owned(),
+        };
+    }
+    match path {
+        HELLO => greeting(message),
+        BACKGROUND => {
+            let reply =
+                volo_gen::basic::service::v1::BackgroundResponse::decode(message.clone()).unwrap();
+            let event: volo_gen::basic::service::v1::BackgroundResponseEvent =
+                basic_service::cloudevent::unpack(
+                    basic_service::cloudevent::proto_data(&reply.cloud_event.unwrap()).unwrap(),
+                )
+                .unwrap();
+            assert_eq!(
+                event.state,
+                volo_gen::basic::service::v1::State::STATE_COMPLETE
+            );
+            "STATE_COMPLETE".to_owned()
+        }
+        _ => crate::wire::answers(std::slice::from_ref(message))[0].clone(),
+    }
+}
+
+#[tokio::test]
+async fn every_protocol_codec_and_shape_on_both_http_versions() {
+    let server = start(test_config()).await;
+    for path in [HELLO, BACKGROUND, TALK] {
+        for json in [false, true] {
+            let body = envelope(0, &request_message(path, json));
+            let codec = if json { "json" } else { "proto" };
+            let mut cases = vec![
+                (format!("application/grpc+{codec}"), "grpc", true),
+                (format!("application/grpc-web+{codec}"), "grpc-web", false),
+                (format!("application/connect+{codec}"), "connect", false),
+            ];
+            if path == HELLO {
+                cases.pop();
+                cases.push((format!("application/{codec}"), "connect-unary", false));
+            }
+            for (content_type, protocol, h2_only) in cases {
+                let versions: &[bool] = if h2_only || path == TALK {
+                    &[true]
+                } else {
+                    &[false, true]
+                };
+                for &h2 in versions {
+                    let req = post(
+                        path,
+                        &content_type,
+                        if protocol == "connect-unary" {
+                            request_message(path, json)
+                        } else {
+                            body.clone()
+                        },
+                    );
+                    let resp = if h2 {
+                        within(h2c(server.addr, req)).await
+                    } else {
+                        within(h1(server.addr, req)).await
+                    };
+                    let what = format!("{path} {content_type} h2={h2}");
+                    assert_eq!(resp.status(), StatusCode::OK, "{what}");
+                    let messages: Vec<Bytes> = match protocol {
+                        "connect-unary" => vec![resp.body().clone()],
+                        "connect" => {
+                            let (messages, end) = end_of_stream(resp.body());
+                            assert_eq!(end, serde_json::json!({}), "{what}");
+                            messages.into_iter().map(|(_, m)| m).collect()
+                        }
+                        "grpc-web" => {
+                            let web = WebBody::parse(resp.body().clone());
+                            assert_eq!(web.status(), Some("0"), "{what}");
+                            web.messages
+                        }
+                        _ => {
+                            let trailers =
+                                &resp.extensions().get::<Trailers>().expect("trailers").0;
+                            assert_eq!(trailers["grpc-status"], "0", "{what}");
+                            envelopes(resp.body()).into_iter().map(|(_, m)| m).collect()
+                        }
+                    };
+                    let last = reply_text(path, json, messages.last().expect("a reply"));
+                    let expected = match path {
+                        HELLO => "Hello, Ada",
+                        BACKGROUND => "STATE_COMPLETE",
+                        _ => "In what way?",
+                    };
+                    assert_eq!(last, expected, "{what}");
+                }
+            }
+        }
+    }
+    // Health over Connect, in JSON.
+    let resp = within(h1(
+        server.addr,
+        post(
+            "/grpc.health.v1.Health/Check",
+            "application/json",
+            r#"{"service":"basic.v1.BasicService"}"#,
+        ),
+    ))
+    .await;
+    assert_eq!(json(&resp), serde_json::json!({"status": "SERVING"}));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn errors_have_their_http_status_code_message_and_details() {
     let server = start(test_config()).await;
