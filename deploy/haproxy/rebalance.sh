@@ -142,7 +142,7 @@ start_replica() { # $1: replica number, then extra flags
 # Hello calls a replica has answered OK so far (0 if it is not up).
 calls() { # $1: replica number
     { curl -s --max-time 1 "http://127.0.0.1:$(metrics_port "$1")/metrics" 2>/dev/null || true; } |
-        awk '/^basic_rpc_total\{method="\/basic.v1.BasicService\/Hello",code="OK"\}/ {print $2; f=1} END {if (!f) print 0}'
+        awk '/^basic_rpc_total\{method="\/basic.v1.BasicService\/Hello",protocol="grpc",code="OK"\}/ {print $2; f=1} END {if (!f) print 0}'
 }
 
 # One run: $1 is the label, the rest the replicas' extra flags. Sets last_shares.

@@ -49,12 +49,11 @@ pub(crate) enum Shape {
     Get,
     /// `POST` of framed messages, answered with framed messages.
     Stream(Codec),
-    /// A Connect content type with a codec the server does not have.
-    Unsupported,
 }
 
 impl Shape {
-    /// The Connect shape of a `POST` with `content_type`, if it is a Connect one.
+    /// The Connect shape of a `POST` with `content_type`, if it is a Connect one with a
+    /// codec the server has.
     pub(crate) fn of_post(content_type: &[u8]) -> Option<Shape> {
         let essence = content_type
             .split(|&b| b == b';')
@@ -66,7 +65,6 @@ impl Shape {
             b"application/json" => Some(Shape::Unary(Codec::Json)),
             b"application/connect+proto" => Some(Shape::Stream(Codec::Proto)),
             b"application/connect+json" => Some(Shape::Stream(Codec::Json)),
-            _ if essence.starts_with(b"application/connect+") => Some(Shape::Unsupported),
             _ => None,
         }
     }
@@ -148,12 +146,6 @@ fn prepare<H>(
     let streams = route.method.client_streaming || route.method.server_streaming;
     let method = pipeline.json.method(route);
     match shape {
-        Shape::Unsupported => {
-            return Err(refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Connect streams need application/connect+proto or application/connect+json\n",
-            ));
-        }
         Shape::Get if !method.is_some_and(|m| m.no_side_effects) => {
             let mut resp = refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -245,16 +237,7 @@ fn prepare<H>(
             }
             Ok((codec, Enveloped::boxed(body, compressed, max, declared)))
         }
-        Shape::Unsupported => unreachable_shape(),
     }
-}
-
-/// The shapes refused above never reach here; answered as an internal error.
-fn unreachable_shape() -> Result<(Codec, BoxBody), Response<BoxBody>> {
-    Err(error_response(
-        &Status::internal("internal error"),
-        HeaderMap::new(),
-    ))
 }
 
 /// `grpc-timeout` for a `connect-timeout-ms` value (1 to 10 digits), in the finest unit
@@ -732,7 +715,7 @@ mod tests {
                 Some(Shape::Stream(Codec::Proto)),
             ),
             ("application/connect+json", Some(Shape::Stream(Codec::Json))),
-            ("application/connect+xml", Some(Shape::Unsupported)),
+            ("application/connect+xml", None),
             ("application/xml", None),
             ("text/plain", None),
         ] {

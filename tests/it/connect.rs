@@ -22,6 +22,7 @@ use volo_gen::{
 
 use crate::{
     common::{scrape_metrics, slow_workers, start, test_config, within},
+    hostile::mutations,
     raw,
     wire::{Trailers, WebBody, greeting, h1, h2c, post},
 };
@@ -887,23 +888,9 @@ fn random_and_mutated_json_gets_a_clean_answer() {
         any::<u8>()
     ];
     let case = (0..VALID.len()).prop_flat_map(move |i| {
-        let valid = VALID[i].2.to_vec();
-        let len = valid.len();
-        let edits = proptest::collection::vec((0..len + 1, alphabet.clone(), 0..3u8), 1..5);
         (
             Just(i),
-            edits.prop_map(move |edits| {
-                let mut bytes = valid.clone();
-                for (at, byte, kind) in edits {
-                    let at = at.min(bytes.len());
-                    match kind {
-                        0 if at < bytes.len() => bytes[at] = byte,
-                        1 => bytes.insert(at, byte),
-                        _ => bytes.truncate(at),
-                    }
-                }
-                bytes
-            }),
+            mutations(VALID[i].2.to_vec(), alphabet.clone(), 1..5),
         )
     });
     let mut runner = TestRunner::new(PropConfig {

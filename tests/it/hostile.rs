@@ -119,6 +119,28 @@ fn clean(reply: &raw::RawReply) -> bool {
         }
 }
 
+/// `valid` with a few (`edits`) of its bytes overwritten or inserted (taken from `bytes`),
+/// or cut short.
+pub fn mutations(
+    valid: Vec<u8>,
+    bytes: impl Strategy<Value = u8> + Clone,
+    edits: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<u8>> {
+    let len = valid.len();
+    proptest::collection::vec((0..len.max(1) + 1, bytes, 0..3u8), edits).prop_map(move |edits| {
+        let mut out = valid.clone();
+        for (at, byte, kind) in edits {
+            let at = at.min(out.len());
+            match kind {
+                0 if at < out.len() => out[at] = byte,
+                1 => out.insert(at, byte),
+                _ => out.truncate(at),
+            }
+        }
+        out
+    })
+}
+
 /// Random and mutated request messages for every RPC: always a clean status, never a
 /// crash, and the server serves afterwards.
 #[test]
@@ -140,20 +162,7 @@ fn random_and_mutated_messages_get_a_clean_status() {
     // A valid message with a few bytes overwritten, inserted or cut; or plain noise.
     let message = (0..METHODS.len()).prop_flat_map(|method| {
         let valid = METHODS[method].1.to_vec();
-        let len = valid.len();
-        let mutated = proptest::collection::vec((0..len.max(1) + 1, any::<u8>(), 0..3u8), 1..4)
-            .prop_map(move |edits| {
-                let mut bytes = valid.clone();
-                for (at, byte, kind) in edits {
-                    let at = at.min(bytes.len());
-                    match kind {
-                        0 if at < bytes.len() => bytes[at] = byte,
-                        1 => bytes.insert(at, byte),
-                        _ => bytes.truncate(at),
-                    }
-                }
-                bytes
-            });
+        let mutated = mutations(valid, any::<u8>(), 1..4);
         let noise = proptest::collection::vec(any::<u8>(), 0..48);
         (Just(method), prop_oneof![mutated, noise])
     });

@@ -27,8 +27,8 @@ use base64::Engine as _;
 use prost::encoding::{WireType, decode_varint};
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
 
-/// Nesting deeper than this is left to prost-reflect (which has its own limit).
-const MAX_DEPTH: u32 = 64;
+/// Nesting deeper than the JSON limit is left to prost-reflect (which refuses it).
+const MAX_DEPTH: u32 = super::MAX_DEPTH as u32;
 /// Messages with larger field numbers are left to prost-reflect (the table is by number).
 const MAX_FIELD: u32 = 1024;
 

@@ -7,12 +7,12 @@
 //! `bytes` field or a well-known type makes [`Tables::read`] answer
 //! [`Read::Unsupported`], and the caller falls back on prost-reflect.
 
-use std::{borrow::Cow, cell::Cell, fmt};
+use std::{cell::Cell, fmt};
 
 use prost::encoding::{encode_varint, encoded_len_varint};
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 
-use super::{Field, FieldKind, Form, MAX_DEPTH, Shape, Tables};
+use super::{super::Key, Field, FieldKind, Form, MAX_DEPTH, Shape, Tables};
 
 /// Why a JSON request was not read.
 #[derive(Debug)]
@@ -119,28 +119,6 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_> {
             })?;
         }
         Ok(())
-    }
-}
-
-/// A key as it is in the text (borrowed when it has no escapes).
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        de.deserialize_str(KeyVisitor)
     }
 }
 
