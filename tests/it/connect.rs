@@ -761,6 +761,14 @@ async fn the_layers_apply_auth_shedding_metrics_and_limits() {
     .await;
     let (_, end) = end_of_stream(resp.body());
     assert_eq!(end["error"]["code"], "resource_exhausted");
+    // A GET's message is held to the same limit.
+    let uri = format!(
+        "{HELLO}?encoding=json&base64=1&message={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&big)
+    );
+    let resp = within(h1(server.addr, get(&uri))).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(json(&resp)["code"], "resource_exhausted");
     server.stop().await;
 }
 
