@@ -75,6 +75,30 @@ impl Wire {
     }
 }
 
+/// The prefix of a message of `len` bytes with `flag` (the writing twin of [`prefix`]).
+pub(crate) fn frame_prefix(flag: u8, len: usize) -> [u8; PREFIX] {
+    let [a, b, c, d] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    [flag, a, b, c, d]
+}
+
+/// Appends a message to `out`, prefixed with `flag` and the length of what `write`
+/// appends after the prefix; on an error nothing is left of it.
+pub(crate) fn framed<E>(
+    out: &mut Vec<u8>,
+    flag: u8,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX]);
+    if let Err(err) = write(out) {
+        out.truncate(start);
+        return Err(err);
+    }
+    let len = out.len() - start - PREFIX;
+    out[start..start + PREFIX].copy_from_slice(&frame_prefix(flag, len));
+    Ok(())
+}
+
 /// A message compression the server undoes (requests) and applies (replies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encoding {
@@ -155,10 +179,7 @@ pub(crate) const CONTENT_TYPE_GRPC_JSON: HeaderValue =
 /// `None` if it is not gRPC's or names a codec the server does not have.
 pub(crate) fn grpc_codec(content_type: &[u8]) -> Option<Codec> {
     let rest = content_type.strip_prefix(b"application/grpc")?;
-    let subtype = match rest.split(|&b| b == b';').next() {
-        Some(subtype) => subtype,
-        None => rest,
-    };
+    let subtype = rest.split(|&b| b == b';').next().unwrap_or(rest);
     match subtype {
         b"" | b"+proto" => Some(Codec::Proto),
         b"+json" => Some(Codec::Json),
@@ -197,5 +218,26 @@ mod tests {
     fn prefixes_are_read_when_whole() {
         assert_eq!(prefix(&[0, 0, 0, 1, 2, 9]), Some((0, 258)));
         assert_eq!(prefix(&[1, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn prefixes_written_read_back_and_failed_writes_leave_nothing() {
+        assert_eq!(
+            prefix(&frame_prefix(COMPRESSED, 258)),
+            Some((COMPRESSED, 258))
+        );
+        let mut out = b"x".to_vec();
+        framed(&mut out, UNCOMPRESSED, |out| {
+            out.extend_from_slice(b"abc");
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(out, b"x\0\0\0\0\x03abc");
+        let failed = framed(&mut out, UNCOMPRESSED, |out| {
+            out.extend_from_slice(b"partial");
+            Err(())
+        });
+        assert!(failed.is_err());
+        assert_eq!(out, b"x\0\0\0\0\x03abc");
     }
 }

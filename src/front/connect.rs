@@ -216,11 +216,11 @@ fn prepare<H>(
             if let Some(compression) = query.compression {
                 headers.insert(wire::ENCODING, compression);
             }
-            let mut framed = BytesMut::with_capacity(PREFIX + query.message.len());
-            framed.put_u8(if compressed { COMPRESSED } else { UNCOMPRESSED });
-            framed.put_u32(u32::try_from(query.message.len()).unwrap_or(u32::MAX));
+            let flag = if compressed { COMPRESSED } else { UNCOMPRESSED };
+            let mut framed = Vec::with_capacity(PREFIX + query.message.len());
+            framed.extend_from_slice(&wire::frame_prefix(flag, query.message.len()));
             framed.extend_from_slice(&query.message);
-            let body = Full::new(framed.freeze()).map_err(|never| match never {});
+            let body = Full::new(Bytes::from(framed)).map_err(|never| match never {});
             Ok((codec, BoxBody::new(body)))
         }
         Shape::Unary(codec) => {
@@ -335,9 +335,8 @@ impl Enveloped {
         let mut buf = BytesMut::new();
         match declared {
             Some(len) if len > max => {
-                Self::frame_prefix(&mut buf, flag, len);
-                let body = Full::new(buf.freeze()).map_err(|never| match never {});
-                return BoxBody::new(body);
+                let prefix = Bytes::copy_from_slice(&wire::frame_prefix(flag, len));
+                return BoxBody::new(Full::new(prefix).map_err(|never| match never {}));
             }
             Some(len) => buf.reserve(PREFIX + len),
             None => {}
@@ -352,11 +351,6 @@ impl Enveloped {
         })
     }
 
-    fn frame_prefix(buf: &mut BytesMut, flag: u8, len: usize) {
-        buf.put_u8(flag);
-        buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    }
-
     /// The message so far, prefixed: `len` announced (the whole message, or more than
     /// the limit).
     fn finish(&mut self, len: usize) -> Bytes {
@@ -364,9 +358,7 @@ impl Enveloped {
         let mut buf = std::mem::take(&mut self.buf);
         // An empty body is an empty message, never decompressed.
         let flag = if len == 0 { UNCOMPRESSED } else { self.flag };
-        let mut prefix = &mut buf[..PREFIX];
-        prefix.put_u8(flag);
-        prefix.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        buf[..PREFIX].copy_from_slice(&wire::frame_prefix(flag, len));
         if len > self.max {
             buf.truncate(PREFIX);
         }
@@ -583,12 +575,14 @@ fn end_of_stream(status: &Status, trailers: Option<&HeaderMap>) -> Bytes {
     if !meta.is_empty() {
         end.insert("metadata".into(), Value::Object(meta));
     }
-    let json = serde_json::to_vec(&Value::Object(end)).unwrap_or_else(|_| b"{}".to_vec());
-    let mut out = BytesMut::with_capacity(PREFIX + json.len());
-    out.put_u8(END_STREAM);
-    out.put_u32(u32::try_from(json.len()).unwrap_or(u32::MAX));
-    out.extend_from_slice(&json);
-    out.freeze()
+    let mut out = Vec::new();
+    let written = wire::framed(&mut out, END_STREAM, |out| {
+        serde_json::to_writer(out, &Value::Object(end))
+    });
+    if written.is_err() {
+        out = [&wire::frame_prefix(END_STREAM, 2)[..], b"{}"].concat();
+    }
+    Bytes::from(out)
 }
 
 /// The status in `headers` (trailers, or a trailers-only response's headers).

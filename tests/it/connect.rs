@@ -666,22 +666,29 @@ async fn grpc_and_grpc_web_speak_json_too() {
 }
 
 #[tokio::test]
-async fn grpc_errors_carry_rich_details_and_reflection_serves_their_types() {
+async fn grpc_and_grpc_web_errors_carry_rich_details() {
     let server = start(test_config()).await;
+    let request = BackgroundRequest { processes: 5000 }.encode_to_vec(&mut Default::default());
     let conn = raw::connect(server.addr).await;
-    let reply = conn
-        .unary(
-            BACKGROUND,
-            &BackgroundRequest { processes: 5000 }.encode_to_vec(&mut Default::default()),
-        )
-        .await
-        .unwrap();
+    let reply = conn.unary(BACKGROUND, &request).await.unwrap();
     assert_eq!(reply.grpc_status, Some(3));
-    let status = volo_grpc::Status::from_header_map(&reply.headers).expect("a status");
-    let details = basic_service::status::details_of(&status);
-    assert_eq!(details[0].0, "google.rpc.BadRequest");
-    let detail = BadRequest::decode(details[0].1.clone()).unwrap();
-    assert_eq!(detail.field_violations[0].field, "processes");
+    let web = within(h1(
+        server.addr,
+        post(
+            BACKGROUND,
+            "application/grpc-web+proto",
+            envelope(0, &request),
+        ),
+    ))
+    .await;
+    for headers in [&reply.headers, web.headers()] {
+        let status = volo_grpc::Status::from_header_map(headers).expect("a status");
+        assert_eq!(status.code(), volo_grpc::Code::InvalidArgument);
+        let details = basic_service::status::details_of(&status);
+        assert_eq!(details[0].0, "google.rpc.BadRequest");
+        let detail = BadRequest::decode(details[0].1.clone()).unwrap();
+        assert_eq!(detail.field_violations[0].field, "processes");
+    }
     server.stop().await;
 }
 

@@ -135,29 +135,21 @@ impl Request {
     /// and message): read straight into protobuf ([`Tables::read`]), or by prost-reflect
     /// where that does not cover it.
     pub(crate) fn to_proto(&self, json: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
-        let start = out.len();
-        out.extend_from_slice(&[UNCOMPRESSED, 0, 0, 0, 0]);
-        let direct = match self.index {
-            Some(index) => self.tables.read(index, json, out),
-            None => Err(Read::Unsupported),
-        };
-        match direct {
-            Ok(()) => {}
-            Err(Read::Invalid(reason)) => {
-                out.truncate(start);
-                return Err(invalid(&self.desc, &reason));
-            }
-            Err(Read::Unsupported) => {
-                out.truncate(start + PREFIX);
-                if let Err(status) = reflected_proto(&self.desc, json, out) {
+        wire::framed(out, UNCOMPRESSED, |out| {
+            let start = out.len();
+            let direct = match self.index {
+                Some(index) => self.tables.read(index, json, out),
+                None => Err(Read::Unsupported),
+            };
+            match direct {
+                Ok(()) => Ok(()),
+                Err(Read::Invalid(reason)) => Err(invalid(&self.desc, &reason)),
+                Err(Read::Unsupported) => {
                     out.truncate(start);
-                    return Err(status);
+                    reflected_proto(&self.desc, json, out)
                 }
             }
-        }
-        let len = u32::try_from(out.len() - start - PREFIX).unwrap_or(u32::MAX);
-        out[start + 1..start + PREFIX].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+        })
     }
 }
 
@@ -407,11 +399,9 @@ impl JsonOut {
             let Some(message) = bytes.get(used + PREFIX..used + PREFIX + len) else {
                 break;
             };
-            let start = out.len();
-            out.extend_from_slice(&[UNCOMPRESSED, 0, 0, 0, 0]);
-            self.reply.to_json(message, &mut out)?;
-            let json_len = u32::try_from(out.len() - start - PREFIX).unwrap_or(u32::MAX);
-            out[start + 1..start + PREFIX].copy_from_slice(&json_len.to_be_bytes());
+            wire::framed(&mut out, UNCOMPRESSED, |out| {
+                self.reply.to_json(message, out)
+            })?;
             used += PREFIX + len;
         }
         Ok((out, used))
