@@ -84,26 +84,32 @@ async fn serve_connection<H: Handlers>(
     closing: CancellationToken,
 ) {
     let Accepted { mut conn, _slot } = accepted;
-    // The preface deadline: the first bytes, and (for HTTP/2) the whole preface.
+    // The preface deadline: the first bytes, and (for HTTP/2) the whole preface. One
+    // timer, for the sniffing and after it; later, the closing deadline.
     let preface_due = tokio::time::Instant::now() + settings.handshake_timeout;
-    let (first, version) = match tokio::time::timeout_at(preface_due, sniff(&mut conn)).await {
-        Ok(Ok(Sniffed::Http1(first))) => (first, Version::H1),
-        Ok(Ok(Sniffed::Http2(first))) => (first, Version::H2),
-        Ok(Ok(Sniffed::BadPreface)) => {
+    let deadline = tokio::time::sleep_until(preface_due);
+    tokio::pin!(deadline);
+    let sniffed = tokio::select! {
+        sniffed = sniff(&mut conn) => sniffed,
+        () = deadline.as_mut() => {
+            tracing::debug!(
+                "no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection"
+            );
+            return;
+        }
+    };
+    let (first, version) = match sniffed {
+        Ok(Sniffed::Http1(first)) => (first, Version::H1),
+        Ok(Sniffed::Http2(first)) => (first, Version::H2),
+        Ok(Sniffed::BadPreface) => {
             tracing::debug!("invalid HTTP/2 preface; GOAWAY(PROTOCOL_ERROR)");
             let _ = conn.write_all(&GOAWAY_PROTOCOL_ERROR).await;
             let _ = conn.shutdown().await;
             return;
         }
-        Ok(Ok(Sniffed::Nothing)) => return,
-        Ok(Err(err)) => {
+        Ok(Sniffed::Nothing) => return,
+        Err(err) => {
             tracing::debug!(%err, "connection failed before its first request");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(
-                "no preface (or HTTP/1.1 request) within the handshake timeout; dropping the connection"
-            );
             return;
         }
     };
@@ -186,9 +192,11 @@ async fn serve_connection<H: Handlers>(
     tokio::pin!(age);
     let mut age_armed = settings.max_connection_age.is_some();
     // The preface deadline, then (once told to go away) the closing deadline, if any.
-    let deadline = tokio::time::sleep_until(preface_due);
-    tokio::pin!(deadline);
-    let mut deadline_for = Some(Deadline::Preface);
+    // An HTTP/2 connection has sent its whole preface already (`sniff` read it).
+    let mut deadline_for = match version {
+        Version::H1 => Some(Deadline::Preface),
+        Version::H2 => None,
+    };
     loop {
         tokio::select! {
             result = connection.as_mut() => {
