@@ -21,7 +21,8 @@
 //! - `conn`: [`serve_connections`], HTTP settings, HTTP/2 or HTTP/1.1 by the first
 //!   bytes, idle tracking.
 //! - `batch`: a busy connection's writes wait one scheduler turn, so replies that
-//!   finish together leave in one write.
+//!   finish together leave in one write; a new HTTP/2 connection's opening leaves with
+//!   its first reply.
 //! - `coalesce`: response messages that are ready together leave in one DATA frame.
 //! - `requests`: what each request is ([`Front`]): a gRPC call for the pipeline
 //!   ([`crate::call`]), gRPC-Web (`grpc_web`, behind `cors`), the web page (`page`), or
