@@ -1,7 +1,8 @@
 //! Many calls on one HTTP/2 connection. While two or more are open, the server's
 //! writes wait a scheduler turn so that replies finishing together share one `writev`
 //! (`src/front/batch.rs`): every call must still get its own replies, whole and in
-//! order, with its own trailers.
+//! order, with its own trailers. A new connection's opening waits for its first reply:
+//! a client that waits for the server's settings before it calls must still get them.
 
 use bytes::Bytes;
 use http::Request;
@@ -13,6 +14,7 @@ use volo_gen::basic::service::v1::HelloRequest;
 
 use crate::{
     common::{exchange, open_talk, say, start, test_config, within},
+    raw::{self, frames},
     wire::{WebBody, answers, frame, greeting, post},
 };
 
@@ -104,5 +106,103 @@ async fn a_reply_is_not_held_back_by_a_quiet_stream_on_the_same_connection() {
         assert_eq!(exchange(&tx, &mut replies, line).await.answer, answer);
     }
     drop((quiet, tx, replies));
+    server.stop().await;
+}
+
+/// HTTP/2 frame types and flags, as the server sends them.
+const DATA: u8 = 0x0;
+const SETTINGS: u8 = 0x4;
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// Reads the frames the server sends on `tcp` (type, flags, stream) until `enough` says
+/// so; fails if they stop coming first (the server waits for something that will not
+/// come).
+async fn frames_until(
+    tcp: &mut TcpStream,
+    enough: impl Fn(&[(u8, u8, u32)]) -> bool,
+) -> Vec<(u8, u8, u32)> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut seen = Vec::new();
+    let read = async {
+        let mut buf = [0; 4096];
+        while !enough(&seen) {
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed after {seen:?}");
+            bytes.extend_from_slice(&buf[..n]);
+            while bytes.len() >= 9 {
+                let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+                if bytes.len() < 9 + len {
+                    break;
+                }
+                let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+                seen.push((bytes[3], bytes[4], stream & 0x7fff_ffff));
+                bytes.drain(..9 + len);
+            }
+        }
+    };
+    within(read).await;
+    seen
+}
+
+#[tokio::test]
+async fn a_client_that_waits_for_the_server_s_settings_gets_them_without_calling() {
+    let server = start(test_config()).await;
+    // The preface and the client's settings; or only the preface, which the client
+    // should follow with settings but may not.
+    let magic = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    for opening in [frames::preface(), magic] {
+        let mut tcp = raw::tcp(server.addr).await;
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, &opening)
+            .await
+            .unwrap();
+        let seen = frames_until(&mut tcp, |seen| {
+            seen.iter()
+                .any(|&(kind, flags, _)| kind == SETTINGS && flags & ACK == 0)
+        })
+        .await;
+        assert_eq!(seen[0].0, SETTINGS, "the server speaks first: {seen:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_made_with_the_preface_gets_the_opening_then_its_reply() {
+    let server = start(test_config()).await;
+    let mut tcp = raw::tcp(server.addr).await;
+    let mut bytes = frames::preface();
+    let headers = frames::grpc_headers("/basic.v1.BasicService/Hello", &[]);
+    bytes.extend(frames::frame(frames::HEADERS, END_HEADERS, 1, &headers));
+    bytes.extend(frames::frame(
+        DATA,
+        END_STREAM,
+        1,
+        &raw::grpc_frame(b"\x0a\x03Ada"),
+    ));
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, &bytes)
+        .await
+        .unwrap();
+    let seen = frames_until(&mut tcp, |seen| {
+        seen.contains(&(frames::HEADERS, END_STREAM | END_HEADERS, 1))
+    })
+    .await;
+    // The server's settings first, then the acknowledgement of the client's, before the
+    // reply: headers, one message, trailers.
+    assert_eq!(seen[0], (SETTINGS, 0, 0), "{seen:?}");
+    let ack = seen.iter().position(|&f| f == (SETTINGS, ACK, 0));
+    let reply: Vec<_> = seen.iter().filter(|f| f.2 == 1).collect();
+    assert!(ack.is_some(), "no SETTINGS ACK: {seen:?}");
+    assert_eq!(
+        reply,
+        [
+            &(frames::HEADERS, END_HEADERS, 1),
+            &(DATA, 0, 1),
+            &(frames::HEADERS, END_STREAM | END_HEADERS, 1)
+        ],
+        "{seen:?}"
+    );
+    drop(tcp);
     server.stop().await;
 }
